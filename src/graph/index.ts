@@ -1,0 +1,12 @@
+// The graph layer's public surface: IR, op builders (importing them registers the ops), autodiff
+// and ONNX emission.
+export * from './ir.js';
+export * from './ops/util.js';
+export * from './ops/elementwise.js';
+export * from './ops/shape.js';
+export * from './ops/reduce.js';
+export * from './ops/linalg.js';
+export * from './ops/indexing.js';
+export * from './ops/nn.js';
+export { grad } from './autodiff.js';
+export { emitOnnx, OPSET, type EmitOptions } from './onnx.js';

@@ -1,0 +1,115 @@
+// Emission of the IR as an ONNX ModelProto, through onnx-proto (protobufjs-generated ONNX schema).
+import onnxProto from 'onnx-proto';
+import { GraphError, opDef, type DType, type EmitCtx, type Graph, type HostTensor, type OnnxAttrs, type Value } from './ir.js';
+
+const { onnx } = onnxProto;
+
+/** Opset of the default domain. 18 takes reduction axes as inputs and has LayerNormalization. */
+export const OPSET = 18;
+
+const ELEM: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11 };
+
+/** Options for emission. */
+export interface EmitOptions {
+  /** Model metadata (metadata_props). */
+  metadata?: Record<string, string>;
+  /** Graph name. */
+  name?: string;
+}
+
+function rawBytes(t: HostTensor): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+function tensorProto(name: string, t: HostTensor) {
+  return onnx.TensorProto.create({ name, dims: [...t.shape], dataType: ELEM[t.dtype], rawData: rawBytes(t) });
+}
+
+function valueInfo(name: string, shape: readonly number[], dtype: DType) {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: { tensorType: { elemType: ELEM[dtype], shape: { dim: shape.map((d) => ({ dimValue: d })) } } },
+  });
+}
+
+function attrProto(name: string, a: OnnxAttrs[string]) {
+  const T = onnx.AttributeProto.AttributeType;
+  if ('i' in a) return { name, type: T.INT, i: a.i };
+  if ('f' in a) return { name, type: T.FLOAT, f: a.f };
+  if ('ints' in a) return { name, type: T.INTS, ints: a.ints };
+  if ('floats' in a) return { name, type: T.FLOATS, floats: a.floats };
+  if ('s' in a) return { name, type: T.STRING, s: new TextEncoder().encode(a.s) };
+  return { name, type: T.TENSOR, t: tensorProto('', a.t) };
+}
+
+/** Serialises the part of `graph` that its outputs need into ONNX bytes. */
+export function emitOnnx(graph: Graph, opts: EmitOptions = {}): Uint8Array {
+  if (graph.outputs.length === 0) throw new GraphError('graph has no outputs');
+  // dead-code elimination: keep only nodes that an output needs
+  const needed = new Set<Value>(graph.outputs.map((o) => o.value));
+  const keep = new Set<number>();
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const n = graph.nodes[i]!;
+    if (!n.outputs.some((o) => needed.has(o))) continue;
+    keep.add(i);
+    for (const v of n.inputs) needed.add(v);
+  }
+  const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
+  const initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
+  let fresh = 0;
+  const constNames = new Map<Value, string>();
+  const ctx: EmitCtx = {
+    name(v) {
+      if (v.kind === 'input') return v.name!;
+      if (v.kind === 'const') {
+        let n = constNames.get(v);
+        if (!n) {
+          n = `c${v.id}`;
+          constNames.set(v, n);
+          initializers.push(tensorProto(n, v.constData!));
+        }
+        return n;
+      }
+      return `v${v.id}`;
+    },
+    node(opType, inputs, outputs, attrs = {}, domain) {
+      const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => `t${fresh++}`) : outputs;
+      nodes.push(
+        onnx.NodeProto.create({
+          opType,
+          input: inputs,
+          output: outs,
+          name: `n${nodes.length}_${opType}`,
+          attribute: Object.entries(attrs).map(([k, a]) => attrProto(k, a)),
+          ...(domain ? { domain } : {}),
+        }),
+      );
+      return outs;
+    },
+    constant(t) {
+      const n = `k${fresh++}`;
+      initializers.push(tensorProto(n, t));
+      return n;
+    },
+  };
+  graph.nodes.forEach((n, i) => {
+    if (!keep.has(i)) return;
+    opDef(n.op).emit(n, ctx, n.outputs.map((o) => ctx.name(o)));
+  });
+  for (const o of graph.outputs) ctx.node('Identity', [ctx.name(o.value)], [o.name]);
+  const usesMs = nodes.some((n) => n.domain === 'com.microsoft');
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'cts-seg',
+    opsetImport: [{ domain: '', version: OPSET }, ...(usesMs ? [{ domain: 'com.microsoft', version: 1 }] : [])],
+    graph: {
+      name: opts.name ?? 'cts_seg',
+      node: nodes,
+      initializer: initializers,
+      input: graph.inputs.filter((v) => needed.has(v)).map((v) => valueInfo(v.name!, v.shape, v.dtype)),
+      output: graph.outputs.map((o) => valueInfo(o.name, o.value.shape, o.value.dtype)),
+    },
+    metadataProps: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
+  });
+  return onnx.ModelProto.encode(model).finish();
+}

@@ -1,0 +1,75 @@
+// Reductions: ReduceSum, ReduceMean, ReduceMax, and the un-broadcast helper used by gradients.
+import { GraphError, defineOp, fmt, normAxis, type Node, type Value } from '../ir.js';
+import { expand, reshape } from './shape.js';
+import { mul } from './elementwise.js';
+
+function axesOf(x: Value, axes: readonly number[] | undefined): number[] {
+  const all = axes === undefined ? [...x.shape.keys()] : axes.map((a) => normAxis(a, x.rank));
+  if (new Set(all).size !== all.length) throw new GraphError(`repeated axis in ${fmt(all)}`);
+  return [...all].sort((a, b) => a - b);
+}
+
+/** Sum over axes (all when omitted). */
+export function reduceSum(x: Value, axes?: readonly number[], keepdims = false): Value {
+  return x.graph.apply1('ReduceSum', [x], { axes: axesOf(x, axes), keepdims });
+}
+
+/** Mean over axes (all when omitted). */
+export function reduceMean(x: Value, axes?: readonly number[], keepdims = false): Value {
+  return x.graph.apply1('ReduceMean', [x], { axes: axesOf(x, axes), keepdims });
+}
+
+/** Max over axes (not differentiable here: used for masks and numerics only). */
+export function reduceMax(x: Value, axes?: readonly number[], keepdims = false): Value {
+  return x.graph.apply1('ReduceMax', [x], { axes: axesOf(x, axes), keepdims });
+}
+
+/** Sums a broadcast gradient back to `shape` (the adjoint of NumPy broadcasting). */
+export function sumToShape(g: Value, shape: readonly number[]): Value {
+  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  const s = axes.length ? reduceSum(g, axes, true) : g;
+  return reshape(s, shape);
+}
+
+function reducedShape(x: Value, axes: number[], keepdims: boolean): number[] {
+  return keepdims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+}
+
+function keptShape(x: Value, axes: number[]): number[] {
+  return x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+}
+
+function emitReduce(op: string) {
+  return (n: Node, ctx: Parameters<NonNullable<Parameters<typeof defineOp>[1]['emit']>>[1], outs: string[]) => {
+    const axes = n.attrs.axes as number[];
+    ctx.node(op, [ctx.name(n.inputs[0]!), ctx.constant({ dtype: 'int64', shape: [axes.length], data: BigInt64Array.from(axes, BigInt) })], outs, {
+      keepdims: { i: n.attrs.keepdims ? 1 : 0 },
+    });
+  };
+}
+
+defineOp('ReduceSum', {
+  infer: ([x], a) => [{ shape: reducedShape(x!, a.axes as number[], a.keepdims as boolean), dtype: x!.dtype }],
+  grad: ({ node, inputs: [x], gOut: [g] }) => [expand(reshape(g!, keptShape(x!, node.attrs.axes as number[])), x!.shape)],
+  emit: emitReduce('ReduceSum'),
+});
+
+defineOp('ReduceMean', {
+  infer: ([x], a) => [{ shape: reducedShape(x!, a.axes as number[], a.keepdims as boolean), dtype: x!.dtype }],
+  grad: ({ node, inputs: [x], gOut: [g] }) => {
+    const axes = node.attrs.axes as number[];
+    const count = axes.reduce((p, a) => p * x!.shape[a]!, 1);
+    return [expand(reshape(mul(g!, 1 / count), keptShape(x!, axes)), x!.shape)];
+  },
+  emit: emitReduce('ReduceMean'),
+});
+
+defineOp('ReduceMax', {
+  infer: ([x], a) => [{ shape: reducedShape(x!, a.axes as number[], a.keepdims as boolean), dtype: x!.dtype }],
+  emit: emitReduce('ReduceMax'),
+});

@@ -1,0 +1,83 @@
+// User-facing error type and crash-safe file writing shared by the IO layer.
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** Error meant to be shown to the user as-is: one line saying what is wrong, where (file/key) and what was expected. */
+export class CtsError extends Error {
+  /** Creates the error; newlines are collapsed so the message always stays on one line. */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message.replace(/\s*\n\s*/g, ' '), options);
+    this.name = 'CtsError';
+  }
+}
+
+/** Short human description of a Node fs error (e.g. "no such file or directory"). */
+export function describeFsError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  switch (e?.code) {
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory, expected a file';
+    default:
+      return String(e?.message ?? err).split('\n')[0] ?? 'unknown error';
+  }
+}
+
+function tempPathFor(path: string): string {
+  // Same directory as the target so the final rename stays on one filesystem (and is therefore atomic).
+  return join(dirname(path), `${basename(path)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/** Writes `data` to `path` atomically: temp file in the same directory, fsync, rename; the temp file is removed on failure. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = tempPathFor(path);
+  let created = false;
+  try {
+    const fh = await open(tmp, 'wx');
+    created = true;
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    if (created) await unlink(tmp).catch(() => undefined);
+    throw new CtsError(`cannot write ${path}: ${describeFsError(err)}`, { cause: err });
+  }
+}
+
+/** Synchronous variant of {@link writeFileAtomic}. */
+export function writeFileAtomicSync(path: string, data: Uint8Array | string): void {
+  const tmp = tempPathFor(path);
+  let created = false;
+  try {
+    const fd = openSync(tmp, 'wx');
+    created = true;
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let off = 0;
+      while (off < buf.byteLength) off += writeSync(fd, buf, off, buf.byteLength - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    if (created) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // The temp file may already be gone; the original error is what matters.
+      }
+    }
+    throw new CtsError(`cannot write ${path}: ${describeFsError(err)}`, { cause: err });
+  }
+}
