@@ -1,7 +1,10 @@
-// Indexing ops: Gather, GatherElements, ScatterND/ScatterElements (add), TopK, ArgMax, zeros and
-// StopGradient. Integer index paths carry no gradient; token sharing builds its bookkeeping here.
+// Indexing ops: Gather, GatherElements, GatherND, ScatterND/ScatterElements (add), TopK, ArgMax,
+// zeros and StopGradient. Integer index paths carry no gradient; token sharing builds its
+// bookkeeping here. Gathers and scatters are each other's adjoints, so their rules are built from
+// one another with reduction='add' (duplicate indices must accumulate, not overwrite).
 import { GraphError, defineOp, fmt, normAxis, type DType, type Value } from '../ir.js';
 import { emitAs, requireFloat, sameDtype, typedAttrs } from './util.js';
+import { transpose, unsqueeze } from './shape.js';
 
 function requireIndex(v: Value, what: string): void {
   if (v.dtype !== 'int64') throw new GraphError(`${what} must be int64, got ${v}`);
@@ -17,12 +20,21 @@ export function gatherElements(data: Value, indices: Value, axis: number): Value
   return data.graph.apply1('GatherElements', [data, indices], { axis: normAxis(axis, data.rank) });
 }
 
-/** Copy of data with updates written (or added, reduction='add') at indices[..., :] (ONNX ScatterND). */
+/** out[i...] = data[indices[i..., :]] (ONNX GatherND, batch_dims 0): the adjoint of ScatterND-add. */
+export function gatherND(data: Value, indices: Value): Value {
+  return data.graph.apply1('GatherND', [data, indices]);
+}
+
+/**
+ * Copy of data with updates written (or added, reduction='add') at indices[..., :] (ONNX ScatterND).
+ * With 'none', indices must be unique (ONNX leaves duplicate writes undefined, and the gradient rule
+ * assumes every update survives).
+ */
 export function scatterND(data: Value, indices: Value, updates: Value, reduction: 'none' | 'add' = 'none'): Value {
   return data.graph.apply1('ScatterND', [data, indices, updates], { reduction });
 }
 
-/** Copy of data with updates written (or added) along axis at indices (ONNX ScatterElements). */
+/** Copy of data with updates written (or added) along axis at indices (ONNX ScatterElements); unique indices for 'none'. */
 export function scatterElements(data: Value, indices: Value, updates: Value, axis: number, reduction: 'none' | 'add' = 'none'): Value {
   return data.graph.apply1('ScatterElements', [data, indices, updates], { axis: normAxis(axis, data.rank), reduction });
 }
@@ -48,11 +60,24 @@ export function stopGradient(x: Value): Value {
   return x.graph.apply1('StopGradient', [x]);
 }
 
+const range = (from: number, to: number): number[] => Array.from({ length: Math.max(to - from, 0) }, (_, k) => from + k);
+
 defineOp('Gather', {
   infer: ([d, i], a) => {
     requireIndex(i!, 'Gather indices');
     const axis = a.axis as number;
     return [{ shape: [...d!.shape.slice(0, axis), ...i!.shape, ...d!.shape.slice(axis + 1)], dtype: d!.dtype }];
+  },
+  grad: ({ node, inputs: [d, i], gOut: [g], needs }) => {
+    if (!needs(0)) return [null, null];
+    const axis = node.attrs.axis as number;
+    const idx = unsqueeze(i!, i!.rank);
+    if (axis === 0) return [scatterND(zeros(d!, d!.shape, d!.dtype), idx, g!, 'add'), null];
+    // ScatterND addresses leading axes only: move the gathered block to the front and back again.
+    const gT = transpose(g!, [...range(axis, axis + i!.rank), ...range(0, axis), ...range(axis + i!.rank, g!.rank)]);
+    const moved = [d!.shape[axis]!, ...d!.shape.slice(0, axis), ...d!.shape.slice(axis + 1)];
+    const s = scatterND(zeros(d!, moved, d!.dtype), idx, gT, 'add');
+    return [transpose(s, [...range(1, axis + 1), 0, ...range(axis + 1, d!.rank)]), null];
   },
   emit: emitAs('Gather', { axis: 'int' }),
 });
@@ -63,18 +88,41 @@ defineOp('GatherElements', {
     if (i!.rank !== d!.rank) throw new GraphError(`indices ${i} must have the rank of data ${d}`);
     return [{ shape: [...i!.shape], dtype: d!.dtype }];
   },
+  grad: ({ node, inputs: [d, i], gOut: [g], needs }) => [
+    needs(0) ? scatterElements(zeros(d!, d!.shape, d!.dtype), i!, g!, node.attrs.axis as number, 'add') : null,
+    null,
+  ],
   emit: emitAs('GatherElements', { axis: 'int' }),
 });
 
+defineOp('GatherND', {
+  infer: ([d, i]) => {
+    requireIndex(i!, 'GatherND indices');
+    const q = i!.shape[i!.rank - 1];
+    if (q === undefined || q < 1 || q > d!.rank) throw new GraphError(`last axis of indices ${i} must be in [1, ${d!.rank}]`);
+    return [{ shape: [...i!.shape.slice(0, -1), ...d!.shape.slice(q)], dtype: d!.dtype }];
+  },
+  grad: ({ inputs: [d, i], gOut: [g], needs }) => [needs(0) ? scatterND(zeros(d!, d!.shape, d!.dtype), i!, g!, 'add') : null, null],
+  emit: emitAs('GatherND'),
+});
+
+// d data: with 'add' every element passes through; with 'none' the overwritten ones do not.
+// d updates: each update received the output gradient at its target position.
 defineOp('ScatterND', {
   infer: ([d, i, u]) => {
     requireIndex(i!, 'ScatterND indices');
     sameDtype(d!, u!);
-    const q = i!.shape[i!.rank - 1]!;
+    const q = i!.shape[i!.rank - 1];
+    if (q === undefined || q < 1 || q > d!.rank) throw new GraphError(`last axis of indices ${i} must be in [1, ${d!.rank}]`);
     const want = [...i!.shape.slice(0, -1), ...d!.shape.slice(q)];
     if (u!.rank !== want.length || u!.shape.some((s, k) => s !== want[k])) throw new GraphError(`updates ${u} must be ${fmt(want)}`);
     return [{ shape: [...d!.shape], dtype: d!.dtype }];
   },
+  grad: ({ node, inputs: [, i, u], gOut: [g], needs }) => [
+    needs(0) ? (node.attrs.reduction === 'add' ? g! : scatterND(g!, i!, zeros(g!, u!.shape, g!.dtype))) : null,
+    null,
+    needs(2) ? gatherND(g!, i!) : null,
+  ],
   emit: emitAs('ScatterND', { reduction: 'string' }),
 });
 
@@ -86,6 +134,14 @@ defineOp('ScatterElements', {
       throw new GraphError(`indices ${i} and updates ${u} must share a shape of the rank of data ${d}`);
     }
     return [{ shape: [...d!.shape], dtype: d!.dtype }];
+  },
+  grad: ({ node, inputs: [, i, u], gOut: [g], needs }) => {
+    const axis = node.attrs.axis as number;
+    return [
+      needs(0) ? (node.attrs.reduction === 'add' ? g! : scatterElements(g!, i!, zeros(g!, u!.shape, g!.dtype), axis)) : null,
+      null,
+      needs(2) ? gatherElements(g!, i!, axis) : null,
+    ];
   },
   emit: emitAs('ScatterElements', { axis: 'int', reduction: 'string' }),
 });

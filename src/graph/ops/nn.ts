@@ -1,11 +1,12 @@
-// Neural-network ops: Softmax, LogSoftmax, LayerNormalization, Conv, bilinear resize, and the
+// Neural-network ops: Softmax, LogSoftmax, LayerNormalization, bilinear resize (Conv lives in conv.ts), and the
 // composites built from primitives (GELU, 2x2 average pooling, softmax cross-entropy with ignore).
 import { GraphError, defineOp, fmt, normAxis, type Value } from '../ir.js';
-import { emitAs, requireFloat, sameDtype, typedAttrs } from './util.js';
+import { constant, emitAs, requireFloat, sameDtype, typedAttrs } from './util.js';
 import { add, cast, div, equal, erf, maximum, mul, neg, not, where } from './elementwise.js';
-import { reduceMean, reduceSum } from './reduce.js';
-import { reshape, squeeze, unsqueeze } from './shape.js';
+import { reduceMean, reduceSum, sumToShape } from './reduce.js';
+import { expand, reshape, squeeze, unsqueeze } from './shape.js';
 import { gatherElements } from './indexing.js';
+import { matmul } from './linalg.js';
 
 /** Softmax along an axis. */
 export function softmax(x: Value, axis = -1): Value {
@@ -19,7 +20,8 @@ export function logSoftmax(x: Value, axis = -1): Value {
 
 /**
  * LayerNorm over the last axis with affine weight and bias (PyTorch nn.LayerNorm semantics,
- * biased variance). The node also outputs mean and 1/std, which its gradient rule reuses.
+ * biased variance). The node also outputs mean and 1/std ([..., 1]), which its gradient rule reuses;
+ * float32 runs ORT's fused kernel, float64 a decomposition (ORT CPU has no float64 LayerNorm).
  */
 export function layerNorm(x: Value, weight: Value, bias: Value, eps = 1e-5): Value {
   return x.graph.apply('LayerNormalization', [x, weight, bias], { eps })[0]!;
@@ -30,24 +32,7 @@ export function gelu(x: Value): Value {
   return mul(mul(x, add(erf(div(x, Math.SQRT2)), 1)), 0.5);
 }
 
-/** Options of a 2-D convolution (PyTorch Conv2d semantics, symmetric padding). */
-export interface ConvOptions {
-  strides?: [number, number];
-  pads?: [number, number];
-  dilations?: [number, number];
-  group?: number;
-}
-
-/** 2-D convolution, NCHW input, weight [Cout, Cin/group, kh, kw], optional bias [Cout]. */
-export function conv2d(x: Value, w: Value, b?: Value, o: ConvOptions = {}): Value {
-  const p = o.pads ?? [0, 0];
-  return x.graph.apply1('Conv', b ? [x, w, b] : [x, w], {
-    strides: [...(o.strides ?? [1, 1])],
-    pads: [p[0], p[1], p[0], p[1]],
-    dilations: [...(o.dilations ?? [1, 1])],
-    group: o.group ?? 1,
-  });
-}
+export { conv2d, type ConvOptions } from './conv.js';
 
 /** 2x2 average pooling with stride 2 (as reshape + mean, so its gradient is automatic). */
 export function avgPool2x2(x: Value): Value {
@@ -59,6 +44,7 @@ export function avgPool2x2(x: Value): Value {
 /**
  * Bilinear resize of the last two axes to (outH, outW), half-pixel centres, border clamp, no
  * antialias: PyTorch's F.interpolate(mode='bilinear', align_corners=False) for up- and downsampling.
+ * float32 runs ORT's Resize; float64 and the gradient use the separable form Mh · X · Mwᵀ.
  */
 export function resizeBilinear(x: Value, outH: number, outW: number): Value {
   return x.graph.apply1('ResizeBilinear', [x], { outH, outW });
@@ -70,10 +56,10 @@ export function resizeBilinear(x: Value, outH: number, outW: number): Value {
  * every pixel is ignored the loss is 0 rather than PyTorch's NaN, so a batch of pure void is a no-op.
  */
 export function softmaxCrossEntropy(logits: Value, labels: Value, ignoreIndex = 255): Value {
-  if (labels.dtype !== 'int64') throw new GraphError(`labels must be int64, got ${labels}`);
+  if (labels.dtype !== 'int64') throw new GraphError(`softmaxCrossEntropy: labels must be int64, got ${labels}`);
   const ls = logits.shape.filter((_, i) => i !== 1);
   if (ls.length !== labels.rank || ls.some((d, i) => d !== labels.shape[i])) {
-    throw new GraphError(`labels ${fmt(labels.shape)} do not match logits ${fmt(logits.shape)} without the class axis`);
+    throw new GraphError(`softmaxCrossEntropy: labels ${fmt(labels.shape)} do not match logits ${fmt(logits.shape)} without the class axis (want ${fmt(ls)})`);
   }
   const valid = not(equal(labels, ignoreIndex));
   const safe = where(valid, labels, 0);
@@ -122,30 +108,51 @@ defineOp('LayerNormalization', {
       { shape: stat, dtype: x!.dtype },
     ];
   },
+  grad: ({ inputs: [x, w, b], outputs: [, mean, inv], gOut: [gy, gMean, gInv], needs }) => {
+    const axis = x!.rank - 1, d = x!.shape[axis]!;
+    const xhat = mul(sub_(x!, mean!), inv!);
+    let dx: Value | undefined;
+    if (needs(0)) {
+      if (gy) {
+        const dxhat = mul(gy, w!);
+        const centred = sub_(dxhat, reduceMean(dxhat, [axis], true));
+        dx = mul(inv!, sub_(centred, mul(xhat, reduceMean(mul(dxhat, xhat), [axis], true))));
+      }
+      // The statistics outputs are differentiable too: dmean/dx = 1/d, dinv/dx = -inv^2 xhat / d.
+      if (gInv) {
+        const t = mul(mul(gInv, mul(inv!, inv!)), mul(xhat, -1 / d));
+        dx = dx ? add(dx, t) : t;
+      }
+      if (gMean) {
+        const t = mul(gMean, 1 / d);
+        dx = dx ? add(dx, t) : expand(t, x!.shape);
+      }
+    }
+    return [
+      dx ?? null,
+      gy && needs(1) ? sumToShape(mul(gy, xhat), w!.shape) : null,
+      gy && needs(2) ? sumToShape(gy, b!.shape) : null,
+    ];
+  },
   emit: (n, ctx, outs) => {
     const [x, w, b] = n.inputs.map((v) => ctx.name(v)) as [string, string, string];
-    ctx.node('LayerNormalization', [x, w, b], outs, { axis: { i: -1 }, epsilon: { f: n.attrs.eps as number } });
-  },
-});
-
-defineOp('Conv', {
-  infer: ([x, w, b], a) => {
-    requireFloat(x!, 'Conv input');
-    sameDtype(x!, w!);
-    if (x!.rank !== 4 || w!.rank !== 4) throw new GraphError('Conv needs NCHW input and OIHW weight');
-    const group = a.group as number;
-    const [n, c, h, wd] = x!.shape as [number, number, number, number];
-    const [co, ci, kh, kw] = w!.shape as [number, number, number, number];
-    if (c !== ci * group || co % group) throw new GraphError(`channels: input ${c}, weight ${fmt(w!.shape)}, group ${group}`);
-    if (b && (b.rank !== 1 || b.shape[0] !== co)) throw new GraphError(`bias ${b} must be [${co}]`);
-    const [sh, sw] = a.strides as number[], [ph, pw] = a.pads as number[], [dh, dw] = a.dilations as number[];
-    const oh = Math.floor((h + 2 * ph! - dh! * (kh - 1) - 1) / sh!) + 1;
-    const ow = Math.floor((wd + 2 * pw! - dw! * (kw - 1) - 1) / sw!) + 1;
-    if (oh <= 0 || ow <= 0) throw new GraphError(`kernel larger than padded input ${fmt(x!.shape)}`);
-    return [{ shape: [n, co, oh, ow], dtype: x!.dtype }];
-  },
-  emit: (n, ctx, outs) => {
-    ctx.node('Conv', n.inputs.map((v) => ctx.name(v)), outs, typedAttrs(n.attrs, { strides: 'ints', pads: 'ints', dilations: 'ints', group: 'int' }));
+    const eps = n.attrs.eps as number;
+    if (n.inputs[0]!.dtype !== 'float64') {
+      return void ctx.node('LayerNormalization', [x, w, b], outs, { axis: { i: -1 }, epsilon: { f: eps } });
+    }
+    const [y, mean, inv] = outs as [string, string, string];
+    const last = ctx.constant({ dtype: 'int64', shape: [1], data: BigInt64Array.of(-1n) });
+    const keep = { keepdims: { i: 1 } };
+    ctx.node('ReduceMean', [x, last], [mean], keep);
+    const [xc] = ctx.node('Sub', [x, mean], 1);
+    const [sq] = ctx.node('Mul', [xc!, xc!], 1);
+    const [v] = ctx.node('ReduceMean', [sq!, last], 1, keep);
+    const [ve] = ctx.node('Add', [v!, ctx.constant({ dtype: 'float64', shape: [], data: Float64Array.of(eps) })], 1);
+    const [sd] = ctx.node('Sqrt', [ve!], 1);
+    ctx.node('Reciprocal', [sd!], [inv]);
+    const [xh] = ctx.node('Mul', [xc!, inv], 1);
+    const [xw] = ctx.node('Mul', [xh!, w], 1);
+    ctx.node('Add', [xw!, b], [y]);
   },
 });
 
@@ -164,6 +171,12 @@ export function interpMatrix(nIn: number, nOut: number): Float64Array {
   return m;
 }
 
+function transposed(m: Float64Array, rows: number, cols: number): Float64Array {
+  const t = new Float64Array(m.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c]!;
+  return t;
+}
+
 defineOp('ResizeBilinear', {
   infer: ([x], a) => {
     requireFloat(x!, 'resize input');
@@ -172,9 +185,32 @@ defineOp('ResizeBilinear', {
     if (!(outH > 0 && outW > 0)) throw new GraphError(`bad output size ${outH}x${outW}`);
     return [{ shape: [...x!.shape.slice(0, -2), outH, outW], dtype: x!.dtype }];
   },
+  // The adjoint of Y = Mh X Mwᵀ is dX = Mhᵀ G Mw; an axis whose size is unchanged has M = I.
+  grad: ({ inputs: [x], gOut: [g] }) => {
+    const [h, w] = x!.shape.slice(-2) as [number, number];
+    const [oh, ow] = g!.shape.slice(-2) as [number, number];
+    let d = g!;
+    if (oh !== h) d = matmul(constant(d.graph, d.dtype, [h, oh], transposed(interpMatrix(h, oh), oh, h)), d);
+    if (ow !== w) d = matmul(d, constant(d.graph, d.dtype, [ow, w], interpMatrix(w, ow)));
+    return [d];
+  },
   emit: (n, ctx, outs) => {
     const x = n.inputs[0]!;
     const sizes = n.outputs[0]!.shape;
+    if (x.dtype === 'float64') {
+      // ORT's Resize has no float64 CPU kernel; the matmul form is exact and the same as the gradient's.
+      const [h, w] = x.shape.slice(-2) as [number, number];
+      const [oh, ow] = sizes.slice(-2) as [number, number];
+      const mats: [string, boolean][] = [];
+      if (oh !== h) mats.push([ctx.constant({ dtype: 'float64', shape: [oh, h], data: interpMatrix(h, oh) }), true]);
+      if (ow !== w) mats.push([ctx.constant({ dtype: 'float64', shape: [w, ow], data: transposed(interpMatrix(w, ow), ow, w) }), false]);
+      if (mats.length === 0) return void ctx.node('Identity', [ctx.name(x)], outs);
+      let cur = ctx.name(x);
+      mats.forEach(([m, left], k) => {
+        [cur] = ctx.node('MatMul', left ? [m, cur] : [cur, m], k === mats.length - 1 ? outs : 1) as [string];
+      });
+      return;
+    }
     ctx.node('Resize', [ctx.name(x), '', '', ctx.constant({ dtype: 'int64', shape: [sizes.length], data: BigInt64Array.from(sizes, BigInt) })], outs, {
       mode: { s: 'linear' },
       coordinate_transformation_mode: { s: 'half_pixel' },

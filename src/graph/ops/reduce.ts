@@ -1,7 +1,7 @@
 // Reductions: ReduceSum, ReduceMean, ReduceMax, and the un-broadcast helper used by gradients.
 import { GraphError, defineOp, fmt, normAxis, type Node, type Value } from '../ir.js';
 import { expand, reshape } from './shape.js';
-import { mul } from './elementwise.js';
+import { cast, div, equal, mul } from './elementwise.js';
 
 function axesOf(x: Value, axes: readonly number[] | undefined): number[] {
   const all = axes === undefined ? [...x.shape.keys()] : axes.map((a) => normAxis(a, x.rank));
@@ -19,7 +19,7 @@ export function reduceMean(x: Value, axes?: readonly number[], keepdims = false)
   return x.graph.apply1('ReduceMean', [x], { axes: axesOf(x, axes), keepdims });
 }
 
-/** Max over axes (not differentiable here: used for masks and numerics only). */
+/** Max over axes; the gradient goes to the maximal elements, split evenly between ties. */
 export function reduceMax(x: Value, axes?: readonly number[], keepdims = false): Value {
   return x.graph.apply1('ReduceMax', [x], { axes: axesOf(x, axes), keepdims });
 }
@@ -47,8 +47,10 @@ function keptShape(x: Value, axes: number[]): number[] {
 function emitReduce(op: string) {
   return (n: Node, ctx: Parameters<NonNullable<Parameters<typeof defineOp>[1]['emit']>>[1], outs: string[]) => {
     const axes = n.attrs.axes as number[];
+    // Opset 18 reads empty axes as "reduce everything" unless told otherwise; ours means "none".
     ctx.node(op, [ctx.name(n.inputs[0]!), ctx.constant({ dtype: 'int64', shape: [axes.length], data: BigInt64Array.from(axes, BigInt) })], outs, {
       keepdims: { i: n.attrs.keepdims ? 1 : 0 },
+      ...(axes.length === 0 ? { noop_with_empty_axes: { i: 1 } } : {}),
     });
   };
 }
@@ -69,7 +71,15 @@ defineOp('ReduceMean', {
   emit: emitReduce('ReduceMean'),
 });
 
+// Subgradient choice: ties share g equally (like PyTorch's amax), so the rule is symmetric in the
+// tied inputs and a max over identical values behaves like a mean.
 defineOp('ReduceMax', {
   infer: ([x], a) => [{ shape: reducedShape(x!, a.axes as number[], a.keepdims as boolean), dtype: x!.dtype }],
+  grad: ({ node, inputs: [x], outputs: [y], gOut: [g] }) => {
+    const axes = node.attrs.axes as number[];
+    const kept = keptShape(x!, axes);
+    const hit = cast(equal(x!, reshape(y!, kept)), x!.dtype);
+    return [mul(hit, div(reshape(g!, kept), reduceSum(hit, axes, true)))];
+  },
   emit: emitReduce('ReduceMax'),
 });

@@ -1,0 +1,85 @@
+// Segmenter + CTS: the policy decides which superpatches share a token, the sharing layout feeds
+// the reduced token set through the unchanged ViT and decoder, and unsharing restores the grid.
+import { GraphError, type Value } from '../graph/index.js';
+import type { ParamFn } from '../nn/params.js';
+import type { SegmenterConfig } from '../models/config.js';
+import { buildSegmenter, type SegmenterBuildOptions, type SegmenterOutputs } from '../models/segmenter.js';
+import { buildPolicyNet } from '../models/policynet.js';
+import { tokenBudget, type TokenBudget } from './budget.js';
+import { planSharing, shareScores, sharingLayout, type SharingPlan } from './sharing.js';
+
+/**
+ * Where the sharing scores come from:
+ * - `logits`: policy logits [B,2,H/32,W/32] given as a graph value (e.g. an input);
+ * - `scores`: p(share) [B, H/32*W/32] given directly (oracle and random policies);
+ * - `policy_net`: the EfficientNet-Lite0 policy network inside the graph, parameters `policy_net.*`.
+ */
+export type PolicySource =
+  | { kind: 'logits'; logits: Value }
+  | { kind: 'scores'; scores: Value }
+  | { kind: 'policy_net'; bnMode?: 'eval' | 'train' };
+
+/** Options of buildCtsSegmenter. */
+export interface CtsBuildOptions extends Omit<SegmenterBuildOptions, 'layout' | 'padMultiple'> {
+  /** Shared superpatches S; 0 (or omitted) runs the plain Segmenter. */
+  numShared?: number;
+  /** Optional N1 to validate against S. */
+  numNotShared?: number;
+  policy?: PolicySource;
+}
+
+/** Outputs of the CTS Segmenter graph. */
+export interface CtsOutputs extends SegmenterOutputs {
+  budget: TokenBudget;
+  /** Present when sharing is on. */
+  plan?: SharingPlan;
+  /** Policy logits when computed in-graph or given. */
+  policyLogits?: Value;
+  /** Updated policy-net BatchNorm buffers (train-mode BN only), by state-dict name. */
+  policyStats?: Map<string, Value>;
+}
+
+/** Prefixes a ParamFn, e.g. for the policy net's `policy_net.` names inside a Segmenter checkpoint. */
+export function prefixed(p: ParamFn, prefix: string): ParamFn {
+  return (name) => p(prefix + name);
+}
+
+/** Builds Segmenter with token sharing on a normalised crop x [B,3,H,W], H and W multiples of 32. */
+export function buildCtsSegmenter(x: Value, p: ParamFn, cfg: SegmenterConfig, o: CtsBuildOptions = {}): CtsOutputs {
+  const [, , h, w] = x.shape as [number, number, number, number];
+  const S = o.numShared ?? 0;
+  if (S === 0 && o.numNotShared === undefined) {
+    // no sharing: the plain Segmenter (any input size), whatever the policy
+    const out = buildSegmenter(x, p, cfg, o);
+    const gh = Math.ceil(h / cfg.patch_size), gw = Math.ceil(w / cfg.patch_size);
+    return { ...out, budget: { gh, gw, sh: 0, sw: 0, numShared: 0, numNotShared: gh * gw, numTokens: gh * gw, reduction: 0 } };
+  }
+  const budget = tokenBudget(h, w, cfg.patch_size, S, o.numNotShared);
+  if (budget.numShared === 0) return { ...buildSegmenter(x, p, cfg, o), budget };
+  const policy = o.policy;
+  if (!policy) throw new GraphError(`num_shared ${S} needs a policy (policy logits, scores or the policy network)`);
+  let scores: Value;
+  let policyLogits: Value | undefined;
+  let policyStats: Map<string, Value> | undefined;
+  if (policy.kind === 'scores') scores = policy.scores;
+  else {
+    if (policy.kind === 'logits') policyLogits = policy.logits;
+    else {
+      // The official forward runs the policy net on the unpadded crop (segmenter.py), before padding.
+      const net = buildPolicyNet(x, prefixed(p, 'policy_net.'), { bnMode: policy.bnMode ?? 'eval' });
+      policyLogits = net.logits;
+      policyStats = new Map([...net.runningStats].map(([k, v]) => [`policy_net.${k}`, v]));
+    }
+    const want = [x.shape[0], 2, budget.sh, budget.sw];
+    if (policyLogits.shape.some((d, i) => d !== want[i]) || policyLogits.rank !== 4) {
+      throw new GraphError(`policy logits ${policyLogits} do not match [${want.join(',')}] for a ${h}x${w} input`);
+    }
+    scores = shareScores(policyLogits);
+  }
+  if (scores.shape[0] !== x.shape[0] || scores.shape[1] !== budget.sh * budget.sw) {
+    throw new GraphError(`share scores ${scores} do not match [${x.shape[0]},${budget.sh * budget.sw}]`);
+  }
+  const plan = planSharing(scores, budget);
+  const out = buildSegmenter(x, p, cfg, { ...o, layout: sharingLayout(plan, budget), padMultiple: 2 * cfg.patch_size });
+  return { ...out, budget, plan, ...(policyLogits ? { policyLogits } : {}), ...(policyStats ? { policyStats } : {}) };
+}

@@ -1,0 +1,58 @@
+// ViT encoder of Segmenter (segm/model/vit.py), official parameter names. The encoder is split
+// into pieces (patch embedding, positional grid, transformer) so that a token layout, the plain
+// one or CTS's shared one, decides which tokens enter the transformer.
+import { add, concat, conv2d, expand, reshape, resizeBilinear, slice, transpose, type Value } from '../graph/index.js';
+import { block, blockSpec, layerNorm, layerNormSpec, type BlockHooks } from '../nn/layers.js';
+import { addParam, type ParamFn, type ParamSpec } from '../nn/params.js';
+import type { SegmenterConfig } from './config.js';
+
+/** Adds the encoder's parameters (`encoder.*`) to a spec. The unused ImageNet head is not included. */
+export function vitSpec(spec: ParamSpec, cfg: SegmenterConfig): void {
+  const d = cfg.d_model, p = cfg.patch_size;
+  addParam(spec, 'encoder.cls_token', [1, 1, d]);
+  addParam(spec, 'encoder.pos_embed', [1, 1 + cfg.pos_grid[0] * cfg.pos_grid[1], d]);
+  addParam(spec, 'encoder.patch_embed.proj.weight', [d, 3, p, p]);
+  addParam(spec, 'encoder.patch_embed.proj.bias', [d]);
+  for (let i = 0; i < cfg.n_layers; i++) blockSpec(spec, `encoder.blocks.${i}`, d, cfg.d_ff);
+  layerNormSpec(spec, 'encoder.norm', d);
+}
+
+/** Patch embedding (Conv2d kernel = stride = patch) of an image [B,3,H,W] -> tokens [B, H/P*W/P, D]. */
+export function patchEmbed(x: Value, p: ParamFn, cfg: SegmenterConfig): Value {
+  const P = cfg.patch_size;
+  const y = conv2d(x, p('encoder.patch_embed.proj.weight'), p('encoder.patch_embed.proj.bias'), { strides: [P, P] });
+  const [b, d, gh, gw] = y.shape as [number, number, number, number];
+  return transpose(reshape(y, [b, d, gh * gw]), [0, 2, 1]);
+}
+
+/**
+ * Positional embedding of the patch grid for a (gh, gw) input: [1, gh*gw, D] in row-major order.
+ * When the stored grid differs, it is resized in-graph (bilinear, align_corners=False, as timm's
+ * resize_pos_embed and the original Segmenter), so gradients still reach the stored parameter.
+ */
+export function posGrid(p: ParamFn, cfg: SegmenterConfig, gh: number, gw: number): Value {
+  const pos = p('encoder.pos_embed');
+  const d = cfg.d_model;
+  const [h0, w0] = cfg.pos_grid;
+  const grid = slice(pos, [1], [1 + h0 * w0], [1]);
+  if (h0 === gh && w0 === gw) return grid;
+  const img = transpose(reshape(grid, [1, h0, w0, d]), [0, 3, 1, 2]);
+  return transpose(reshape(resizeBilinear(img, gh, gw), [1, d, gh * gw]), [0, 2, 1]);
+}
+
+/**
+ * Prepends CLS and adds positional embeddings: [B,N,D] tokens with [1|B,N,D] positions ->
+ * [B,1+N,D], the input of block 0 (`tokens_embedded` in the reference files).
+ */
+export function embedTokens(patches: Value, pos: Value, p: ParamFn): Value {
+  const [b, , d] = patches.shape as [number, number, number];
+  const cls = add(p('encoder.cls_token'), slice(p('encoder.pos_embed'), [0], [1], [1]));
+  return concat([expand(cls, [b, 1, d]), add(patches, pos)], 1);
+}
+
+/** Transformer blocks and the final LayerNorm: [B,1+N,D] -> [B,1+N,D]. */
+export function encode(x: Value, p: ParamFn, cfg: SegmenterConfig, hooks: BlockHooks = {}): Value {
+  let h = x;
+  for (let i = 0; i < cfg.n_layers; i++) h = block(h, p, `encoder.blocks.${i}`, cfg.n_heads, cfg.layernorm_eps, hooks);
+  return layerNorm(h, p, 'encoder.norm', cfg.layernorm_eps);
+}

@@ -1,0 +1,77 @@
+// Transformer building blocks with the official Segmenter parameter names (segm/model/blocks.py):
+// Linear, LayerNorm, multi-head attention with fused qkv, MLP with exact GELU, pre-norm Block.
+import { add as addV, gelu, gemm, layerNorm as ln, matmul, mT, mul, reshape, slice, softmax, transpose, type Value } from '../graph/index.js';
+import { addParam, type ParamFn, type ParamSpec } from './params.js';
+
+/** PyTorch nn.Linear on the last axis: y = x W^T + b, W [out, in]. */
+export function linear(x: Value, p: ParamFn, name: string, bias = true): Value {
+  const w = p(`${name}.weight`);
+  const [out, inF] = w.shape as [number, number];
+  const lead = x.shape.slice(0, -1);
+  const x2 = x.rank === 2 ? x : reshape(x, [-1, inF]);
+  const y = gemm(x2, w, bias ? p(`${name}.bias`) : undefined, { transB: true });
+  return x.rank === 2 ? y : reshape(y, [...lead, out]);
+}
+
+/** PyTorch nn.LayerNorm over the last axis with `${name}.weight`/`.bias`. */
+export function layerNorm(x: Value, p: ParamFn, name: string, eps = 1e-5): Value {
+  return ln(x, p(`${name}.weight`), p(`${name}.bias`), eps);
+}
+
+/** Spec entries of a Linear layer. */
+export function linearSpec(spec: ParamSpec, name: string, inF: number, outF: number, bias = true): void {
+  addParam(spec, `${name}.weight`, [outF, inF]);
+  if (bias) addParam(spec, `${name}.bias`, [outF]);
+}
+
+/** Spec entries of a LayerNorm. */
+export function layerNormSpec(spec: ParamSpec, name: string, d: number): void {
+  addParam(spec, `${name}.weight`, [d]);
+  addParam(spec, `${name}.bias`, [d]);
+}
+
+/**
+ * Multi-head self-attention (segm/model/blocks.py Attention): fused qkv Linear(D, 3D), per-head
+ * softmax(q k^T * dh^-0.5) v, heads concatenated, proj Linear(D, D). q is scaled before the
+ * product (N*dh multiplies instead of N*N); the result is the same up to float rounding.
+ */
+export function attention(x: Value, p: ParamFn, name: string, heads: number): Value {
+  const [b, n, d] = x.shape as [number, number, number];
+  const dh = d / heads;
+  const qkv = transpose(reshape(linear(x, p, `${name}.qkv`), [b, n, 3, heads, dh]), [2, 0, 3, 1, 4]); // 3,B,h,N,dh
+  const part = (i: number) => reshape(slice(qkv, [i], [i + 1], [0]), [b, heads, n, dh]);
+  const q = mul(part(0), dh ** -0.5), k = part(1), v = part(2);
+  const attn = softmax(matmul(q, mT(k)), -1);
+  const o = reshape(transpose(matmul(attn, v), [0, 2, 1, 3]), [b, n, d]);
+  return linear(o, p, `${name}.proj`);
+}
+
+/** MLP: fc1 -> exact GELU -> fc2. */
+export function mlp(x: Value, p: ParamFn, name: string): Value {
+  return linear(gelu(linear(x, p, `${name}.fc1`)), p, `${name}.fc2`);
+}
+
+/** Hooks that training uses to add stochastic layers (dropout, drop-path); identity at inference. */
+export interface BlockHooks {
+  /** Applied to each residual branch before it is added (drop-path lives here). */
+  branch?: (y: Value, blockName: string) => Value;
+}
+
+/** Pre-norm transformer block: x + Attn(LN1(x)), then + MLP(LN2(x)). */
+export function block(x: Value, p: ParamFn, name: string, heads: number, eps = 1e-5, hooks: BlockHooks = {}): Value {
+  const br = hooks.branch ?? ((y: Value) => y);
+  const a = br(attention(layerNorm(x, p, `${name}.norm1`, eps), p, `${name}.attn`, heads), name);
+  const x1 = addV(x, a);
+  return addV(x1, br(mlp(layerNorm(x1, p, `${name}.norm2`, eps), p, `${name}.mlp`), name));
+}
+
+/** Spec entries of a block of width d with MLP width dFF. */
+export function blockSpec(spec: ParamSpec, name: string, d: number, dFF: number): void {
+  layerNormSpec(spec, `${name}.norm1`, d);
+  linearSpec(spec, `${name}.attn.qkv`, d, 3 * d);
+  linearSpec(spec, `${name}.attn.proj`, d, d);
+  layerNormSpec(spec, `${name}.norm2`, d);
+  linearSpec(spec, `${name}.mlp.fc1`, d, dFF);
+  linearSpec(spec, `${name}.mlp.fc2`, dFF, d);
+}
+

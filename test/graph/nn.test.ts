@@ -1,0 +1,221 @@
+// NN ops and composites: gradient checks of Softmax/LogSoftmax, LayerNormalization (all three
+// outputs), ResizeBilinear, softmaxCrossEntropy, gelu and avgPool2x2; forward values against JS;
+// ORT's float32 fused kernels against our float64 lowerings; shape errors. (Conv: conv.test.ts.)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Graph, GraphError, add, avgPool2x2, gelu, grad, interpMatrix, layerNorm, logSoftmax, mul, resizeBilinear,
+  softmax, softmaxCrossEntropy, tensorOf, type Value,
+} from '../../src/graph/index.js';
+import { runOnce } from '../../src/runtime/session.js';
+import type { HostTensor } from '../../src/io/tensor.js';
+import { assertClose, gradCheck, randTensor } from '../helpers/gradcheck.js';
+
+/** Runs a graph on inputs x0, x1, ... and returns its named outputs. */
+async function forward(outs: (xs: Value[]) => Record<string, Value>, feeds: HostTensor[]): Promise<Record<string, HostTensor>> {
+  const g = new Graph();
+  const xs = feeds.map((t, i) => g.input(`x${i}`, t.shape, t.dtype));
+  for (const [k, v] of Object.entries(outs(xs))) g.output(k, v);
+  return runOnce(g, Object.fromEntries(feeds.map((t, i) => [`x${i}`, t])));
+}
+
+/** A float32 tensor and its exact float64 widening, so both graphs see identical numbers. */
+function pair(shape: number[], seed: number): [HostTensor, HostTensor] {
+  const t32 = randTensor(shape, seed, -1, 1, 'float32');
+  return [t32, { dtype: 'float64', shape, data: Float64Array.from(t32.data as Float32Array) }];
+}
+
+/** max |a - b| / max(|b|, 1): relative for values of magnitude >= 1, absolute below. */
+function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let w = 0;
+  for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), 1));
+  return w;
+}
+
+const f64 = (t: HostTensor) => t.data as Float64Array;
+const ints = (shape: number[], v: number[]) => ({ value: tensorOf('int64', shape, v) });
+
+test('grad Softmax and LogSoftmax on every axis', async () => {
+  for (const axis of [0, 1, -1]) {
+    await gradCheck((x) => softmax(x, axis), [{ value: randTensor([2, 3, 4], 1 - axis, -2, 2) }]);
+    await gradCheck((x) => logSoftmax(x, axis), [{ value: randTensor([2, 3, 4], 5 - axis, -2, 2) }]);
+  }
+});
+
+test('grad LayerNormalization through Y, and through Mean / InvStdDev', async () => {
+  const x = { value: randTensor([2, 3, 5], 10, -2, 2) }, w = { value: randTensor([5], 11) }, b = { value: randTensor([5], 12) };
+  await gradCheck((a, c, d) => layerNorm(a, c, d), [x, w, b], { maxElements: 30 });
+  await gradCheck((a, c, d) => layerNorm(a, c, d, 0.1), [{ value: randTensor([4], 13) }, { value: randTensor([4], 14) }, { value: randTensor([4], 15) }]);
+  const all = (a: Value, c: Value, d: Value) => a.graph.apply('LayerNormalization', [a, c, d], { eps: 1e-5 }) as [Value, Value, Value];
+  await gradCheck((a, c, d) => {
+    const [y, m, s] = all(a, c, d);
+    return add(y, mul(m, s));
+  }, [x, w, b], { maxElements: 30 });
+  // the statistics do not depend on the affine parameters
+  const fixed = [{ ...w, diff: false }, { ...b, diff: false }];
+  await gradCheck((a, c, d) => all(a, c, d)[1], [x, ...fixed]);
+  await gradCheck((a, c, d) => all(a, c, d)[2], [x, ...fixed]);
+});
+
+/** PyTorch LayerNorm over the last axis, in float64 JS: [y, mean, 1/std]. */
+function layerNormJs(x: Float64Array, w: ArrayLike<number>, b: ArrayLike<number>, d: number, eps: number): number[][] {
+  const y: number[] = [], means: number[] = [], invs: number[] = [];
+  for (let r = 0; r < x.length / d; r++) {
+    const row = x.subarray(r * d, (r + 1) * d);
+    const mean = row.reduce((p, q) => p + q, 0) / d;
+    const inv = 1 / Math.sqrt(row.reduce((p, q) => p + (q - mean) ** 2, 0) / d + eps);
+    row.forEach((v, j) => y.push((v - mean) * inv * w[j]! + b[j]!));
+    means.push(mean);
+    invs.push(inv);
+  }
+  return [y, means, invs];
+}
+
+test('LayerNormalization: float64 lowering matches JS; ORT float32 fused fills Mean/InvStdDev and agrees', async () => {
+  const [x32, x64] = pair([3, 4, 6], 20), [w32, w64] = pair([6], 21), [b32, b64] = pair([6], 22);
+  const r = await forward(([a, c, d, e, f, h]) => {
+    const [y32, m32, s32] = a!.graph.apply('LayerNormalization', [a!, c!, d!], { eps: 1e-5 });
+    const [y64, m64, s64] = a!.graph.apply('LayerNormalization', [e!, f!, h!], { eps: 1e-5 });
+    return { y32: y32!, m32: m32!, s32: s32!, y64: y64!, m64: m64!, s64: s64! };
+  }, [x32, w32, b32, x64, w64, b64]);
+  const [y, m, s] = layerNormJs(f64(x64), f64(w64), f64(b64), 6, 1e-5) as [number[], number[], number[]];
+  assertClose(f64(r.y64!), y, 1e-14, 1e-13, 'y f64');
+  assertClose(f64(r.m64!), m, 1e-15, 1e-14, 'mean f64');
+  assertClose(f64(r.s64!), s, 1e-14, 1e-13, 'invstd f64');
+  assert.deepEqual(r.m32!.shape, [3, 4, 1]);
+  assert.deepEqual(r.s32!.shape, [3, 4, 1]);
+  const diffs = [maxRelDiff(r.y32!.data as Float32Array, y), maxRelDiff(r.m32!.data as Float32Array, m), maxRelDiff(r.s32!.data as Float32Array, s)];
+  assert.ok(diffs.every((d) => d < 2e-6), `float32 fused LayerNorm vs float64: max rel diffs y/mean/invstd ${diffs.map((d) => d.toExponential(2))}`);
+});
+
+test('grad ResizeBilinear: up, down, mixed, unchanged axis, rank 2', async () => {
+  const x = { value: randTensor([1, 2, 3, 4], 30) };
+  for (const [oh, ow] of [[5, 7], [2, 2], [6, 3], [3, 9]] as const) await gradCheck((v) => resizeBilinear(v, oh, ow), [x]);
+  await gradCheck((v) => resizeBilinear(v, 2, 5), [{ value: randTensor([4, 3], 31) }]);
+});
+
+/** PyTorch's bilinear (align_corners=False, no antialias) written directly per output pixel. */
+function resizeJs(x: Float64Array, h: number, w: number, oh: number, ow: number): number[] {
+  const src = (o: number, n: number, no: number): [number, number, number] => {
+    const s = Math.max((o + 0.5) * (n / no) - 0.5, 0);
+    const i0 = Math.min(Math.floor(s), n - 1);
+    return [i0, Math.min(i0 + 1, n - 1), s - i0];
+  };
+  const out: number[] = [];
+  for (let c = 0; c < x.length / (h * w); c++) {
+    for (let oy = 0; oy < oh; oy++) {
+      const [y0, y1, ly] = src(oy, h, oh);
+      for (let ox = 0; ox < ow; ox++) {
+        const [x0, x1, lx] = src(ox, w, ow);
+        const at = (yy: number, xx: number) => x[c * h * w + yy * w + xx]!;
+        out.push((1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1)));
+      }
+    }
+  }
+  return out;
+}
+
+test('ResizeBilinear: ORT float32 Resize equals the float64 matmul form; x0.5 is the exact 2x2 mean', async () => {
+  // x16, x2, x0.5, non-square with different factors, and non-integer ratios either way
+  const cases: [number[], number, number][] = [
+    [[1, 2, 3, 2], 48, 32], [[2, 1, 5, 4], 10, 8], [[1, 3, 8, 6], 4, 3], [[1, 1, 4, 7], 9, 3], [[1, 2, 6, 6], 8, 8], [[1, 1, 37, 5], 32, 7],
+  ];
+  let seed = 40;
+  for (const [shape, oh, ow] of cases) {
+    const [x32, x64] = pair(shape, seed++);
+    const r = await forward(([a, b]) => ({ y32: resizeBilinear(a!, oh, ow), y64: resizeBilinear(b!, oh, ow) }), [x32, x64]);
+    const [h, w] = shape.slice(2) as [number, number];
+    assertClose(f64(r.y64!), resizeJs(f64(x64), h, w, oh, ow), 1e-15, 0, `f64 ${shape} -> ${oh}x${ow}`);
+    const d = maxRelDiff(r.y32!.data as Float32Array, f64(r.y64!));
+    assert.ok(d < 1e-6, `float32 Resize vs matmul form ${shape} -> ${oh}x${ow}: ${d.toExponential(2)}`);
+    if (oh * 2 === h && ow * 2 === w) {
+      const xs = f64(x64), mean: number[] = [];
+      for (let c = 0; c < xs.length / (h * w); c++) {
+        for (let i = 0; i < oh; i++) {
+          for (let j = 0; j < ow; j++) {
+            const at = (di: number, dj: number) => xs[c * h * w + (2 * i + di) * w + 2 * j + dj]!;
+            mean.push((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4);
+          }
+        }
+      }
+      assertClose(f64(r.y64!), mean, 1e-15, 0, 'x0.5 f64 = 2x2 mean');
+      assertClose(r.y32!.data as Float32Array, mean, 1e-7, 0, 'x0.5 f32 = 2x2 mean');
+    }
+  }
+  assert.deepEqual([...interpMatrix(4, 2)], [0.5, 0.5, 0, 0, 0, 0, 0.5, 0.5]);
+});
+
+/** Mean cross-entropy over non-ignored pixels of logits [B,K,P] (flattened pixels), in float64 JS. */
+function crossEntropyJs(logits: Float64Array, labels: number[], k: number, p: number, ignore: number): number {
+  let total = 0, count = 0;
+  labels.forEach((lab, n) => {
+    if (lab === ignore) return;
+    const b = Math.floor(n / p), px = n % p;
+    const z = Array.from({ length: k }, (_, c) => logits[(b * k + c) * p + px]!);
+    const mx = Math.max(...z);
+    total += mx + Math.log(z.reduce((s, v) => s + Math.exp(v - mx), 0)) - z[lab]!;
+    count++;
+  });
+  return count ? total / count : 0;
+}
+
+test('softmaxCrossEntropy: gradient with ignored pixels, forward value, all-ignored is 0', async () => {
+  const logits = randTensor([2, 3, 2, 2], 50, -3, 3);
+  const labels = [0, 2, 255, 1, 255, 255, 2, 0];
+  await gradCheck((z, l) => softmaxCrossEntropy(z, l), [{ value: logits }, ints([2, 2, 2], labels)], { maxElements: 24 });
+  const none = Array<number>(8).fill(7);
+  await gradCheck((z, l) => softmaxCrossEntropy(z, l, 7), [{ value: logits }, ints([2, 2, 2], none)], { maxElements: 24 });
+  const r = await forward(([z, l, m]) => {
+    const lossAll = softmaxCrossEntropy(z!, m!, 7);
+    return { loss: softmaxCrossEntropy(z!, l!), lossAll, gAll: grad(lossAll, [z!])[0]! };
+  }, [logits, tensorOf('int64', [2, 2, 2], labels), tensorOf('int64', [2, 2, 2], none)]);
+  assertClose(f64(r.loss!), [crossEntropyJs(f64(logits), labels, 3, 4, 255)], 1e-14, 1e-14, 'loss');
+  assert.deepEqual([...f64(r.lossAll!)], [0]);
+  assert.ok(f64(r.gAll!).every((v) => v === 0), 'all-ignored gradient is exactly 0');
+});
+
+/** erf: alternating Maclaurin series for |x| <= 2.5, erfc's continued fraction above. */
+function erfJs(x: number): number {
+  const z = Math.abs(x);
+  if (z > 2.5) {
+    let t = z;
+    for (let k = 80; k >= 1; k--) t = z + k / 2 / t;
+    return Math.sign(x) * (1 - Math.exp(-z * z) / (Math.sqrt(Math.PI) * t));
+  }
+  let term = x, sum = x;
+  for (let n = 1; n < 80; n++) sum += (term *= (-x * x) / n) / (2 * n + 1);
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+test('gelu: forward against JS erf, gradient, float32 fused vs float64', async () => {
+  const xs = Array.from({ length: 41 }, (_, i) => -5 + i * 0.25);
+  const x32 = tensorOf('float32', [41], xs), x64 = tensorOf('float64', [41], xs);
+  const r = await forward(([a, b]) => ({ y32: gelu(a!), y64: gelu(b!) }), [x32, x64]);
+  const want = xs.map((v) => 0.5 * v * (1 + erfJs(v / Math.SQRT2)));
+  assertClose(f64(r.y64!), want, 1e-14, 1e-13, 'gelu f64');
+  const d = maxRelDiff(r.y32!.data as Float32Array, want);
+  assert.ok(d < 1e-6, `float32 gelu vs float64: ${d.toExponential(2)}`);
+  await gradCheck(gelu, [{ value: randTensor([3, 5], 51, -4, 4) }]);
+});
+
+test('avgPool2x2: forward 2x2 means and gradient', async () => {
+  const x = tensorOf('float64', [1, 1, 2, 4], [1, 2, 3, 4, 5, 6, 7, 8]);
+  const r = await forward(([a]) => ({ y: avgPool2x2(a!) }), [x]);
+  assert.deepEqual(r.y!.shape, [1, 1, 1, 2]);
+  assert.deepEqual([...f64(r.y!)], [3.5, 5.5]);
+  await gradCheck(avgPool2x2, [{ value: randTensor([2, 2, 4, 2], 52) }]);
+});
+
+test('nn errors name the op and the shapes', () => {
+  const g = new Graph();
+  const z = g.input('z', [2, 3, 4, 4]);
+  assert.throws(() => softmaxCrossEntropy(z, g.input('l', [2, 4, 5], 'int64')), (e: unknown) => e instanceof GraphError &&
+    /^softmaxCrossEntropy: labels \[2,4,5\] do not match logits \[2,3,4,4\] without the class axis \(want \[2,4,4\]\)/.test(e.message));
+  assert.throws(() => softmaxCrossEntropy(z, g.input('m', [2, 4, 4])), /softmaxCrossEntropy: labels must be int64/);
+  const x = g.input('x', [2, 5]);
+  assert.throws(() => layerNorm(x, g.input('w', [4]), g.input('b', [5])), /LayerNormalization\(x:float32\[2,5\], w:float32\[4\], b:float32\[5\]\): weight .* must be \[5\]/);
+  assert.throws(() => resizeBilinear(x, 0, 3), /ResizeBilinear\(.*bad output size 0x3/);
+  assert.throws(() => avgPool2x2(g.input('o', [1, 1, 3, 4])), /avgPool2x2 needs NCHW with even H, W; got o:float32\[1,1,3,4\]/);
+  assert.throws(() => softmax(x, 2), /axis 2 out of range for rank 2/);
+});
