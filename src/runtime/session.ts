@@ -59,7 +59,7 @@ export class CompiledGraph {
           logSeverityLevel: 3,
         });
         if (errors.length) {
-          const msg = `execution provider unavailable, using ${provider}: ${errors.join('; ')}`;
+          const msg = `${errors.join('; ')}; running on the ${provider} provider instead`;
           if (!warned.has(msg)) {
             warned.add(msg);
             (opts.onFallback ?? ((m: string) => console.warn(`cts-seg: ${m}`)))(msg);
@@ -110,8 +110,11 @@ export class CompiledGraph {
   }
 }
 
+/** The useful part of an ORT error: no source path, no assertion text, one line. */
 function firstLine(e: unknown): string {
-  return String(e instanceof Error ? e.message : e).split('\n')[0]!.slice(0, 300);
+  const line = String(e instanceof Error ? e.message : e).split('\n')[0]!;
+  const tail = line.includes(' was false. ') ? line.slice(line.indexOf(' was false. ') + 12) : line.replace(/^\/\S+:\d+ /, '');
+  return tail.slice(0, 200);
 }
 
 /** Convenience: compile, run once, release. */

@@ -23,7 +23,7 @@ function awayFrom(t: HostTensor, points: number[], margin = 0.1): HostTensor {
  * erf by formulas other than the graph's lowering: the alternating Maclaurin series for |x| <= 2.5
  * (it cancels badly beyond) and erfc's continued fraction above.
  */
-export function erfJs(x: number): number {
+function erfJs(x: number): number {
   if (Math.abs(x) > 2.5) {
     const z = Math.abs(x);
     let t = z;

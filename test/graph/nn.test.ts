@@ -146,6 +146,30 @@ test('ResizeBilinear: ORT float32 Resize equals the float64 matmul form; x0.5 is
   assert.deepEqual([...interpMatrix(4, 2)], [0.5, 0.5, 0, 0, 0, 0, 0.5, 0.5]);
 });
 
+/** interpMatrix with the source coordinate rounded as float32 arithmetic rounds it. */
+function interpMatrixF32(nIn: number, nOut: number): Float64Array {
+  const f = Math.fround, m = new Float64Array(nOut * nIn), scale = f(nOut / nIn);
+  for (let o = 0; o < nOut; o++) {
+    const src = Math.min(Math.max(f(f(f(o + 0.5) / scale) - 0.5), 0), nIn - 1);
+    const i0 = Math.floor(src), l = f(src - i0);
+    m[o * nIn + i0]! += 1 - l;
+    m[o * nIn + Math.min(i0 + 1, nIn - 1)]! += l;
+  }
+  return m;
+}
+
+test('ResizeBilinear: at large non-integer downsampling ORT float32 differs by its float32 source coordinates', async () => {
+  // ORT computes (o + 0.5) / scale - 0.5 in float32, whose rounding grows with the coordinate: ~5e-6
+  // from the exact form at 100 -> 7, while it matches a float32-coordinate emulation to float32 noise.
+  const [x32, x64] = pair([1, 1, 100, 1], 60);
+  const r = await forward(([a, b]) => ({ y32: resizeBilinear(a!, 7, 1), y64: resizeBilinear(b!, 7, 1) }), [x32, x64]);
+  const m = interpMatrixF32(100, 7), xs = f64(x64);
+  const emulated = Array.from({ length: 7 }, (_, o) => xs.reduce((s, v, i) => s + m[o * 100 + i]! * v, 0));
+  assertClose(r.y32!.data as Float32Array, emulated, 2e-7, 0, 'ORT f32 vs float32-coordinate emulation');
+  const d = maxRelDiff(r.y32!.data as Float32Array, f64(r.y64!));
+  assert.ok(d < 2e-5, `float32 Resize vs matmul form at 100 -> 7: ${d.toExponential(2)}`);
+});
+
 /** Mean cross-entropy over non-ignored pixels of logits [B,K,P] (flattened pixels), in float64 JS. */
 function crossEntropyJs(logits: Float64Array, labels: number[], k: number, p: number, ignore: number): number {
   let total = 0, count = 0;

@@ -1,0 +1,21 @@
+// Public library surface of cts-seg.
+export * from './graph/index.js';
+export { CompiledGraph, runOnce, type CompileOptions, type Provider } from './runtime/session.js';
+export * from './io/tensor.js';
+export { CtsError, writeFileAtomic } from './io/errors.js';
+export * from './io/safetensors.js';
+export * from './io/npy.js';
+export * from './nn/params.js';
+export * as nn from './nn/layers.js';
+export * from './models/config.js';
+export * from './models/vit.js';
+export * from './models/decoder.js';
+export * from './models/segmenter.js';
+export * from './models/weights.js';
+export * from './models/init.js';
+export * as policyNet from './models/policynet.js';
+export * from './cts/budget.js';
+export * from './cts/sharing.js';
+export * from './cts/policies.js';
+export * from './cts/segmenter.js';
+export * from './cts/forward.js';
