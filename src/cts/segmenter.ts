@@ -17,7 +17,7 @@ import { planSharing, shareScores, sharingLayout, type SharingPlan } from './sha
 export type PolicySource =
   | { kind: 'logits'; logits: Value }
   | { kind: 'scores'; scores: Value }
-  | { kind: 'policy_net'; bnMode?: 'eval' | 'train' };
+  | { kind: 'policy_net'; bnMode?: 'eval' | 'train'; width?: number };
 
 /** Options of buildCtsSegmenter. */
 export interface CtsBuildOptions extends Omit<SegmenterBuildOptions, 'layout' | 'padMultiple'> {
@@ -66,7 +66,7 @@ export function buildCtsSegmenter(x: Value, p: ParamFn, cfg: SegmenterConfig, o:
     if (policy.kind === 'logits') policyLogits = policy.logits;
     else {
       // The official forward runs the policy net on the unpadded crop (segmenter.py), before padding.
-      const net = buildPolicyNet(x, prefixed(p, 'policy_net.'), { bnMode: policy.bnMode ?? 'eval' });
+      const net = buildPolicyNet(x, prefixed(p, 'policy_net.'), { bnMode: policy.bnMode ?? 'eval', ...(policy.width !== undefined ? { width: policy.width } : {}) });
       policyLogits = net.logits;
       policyStats = new Map([...net.runningStats].map(([k, v]) => [`policy_net.${k}`, v]));
     }

@@ -1,7 +1,9 @@
 // ViT encoder of Segmenter (segm/model/vit.py), official parameter names. The encoder is split
 // into pieces (patch embedding, positional grid, transformer) so that a token layout, the plain
 // one or CTS's shared one, decides which tokens enter the transformer.
-import { add, concat, conv2d, expand, reshape, resizeBilinear, slice, transpose, type Value } from '../graph/index.js';
+import { add, concat, conv2d, expand, interpMatrix, reshape, resizeBilinear, slice, transpose, type Value } from '../graph/index.js';
+import { CtsError } from '../io/errors.js';
+import type { HostTensor } from '../io/tensor.js';
 import { block, blockSpec, layerNorm, layerNormSpec, type BlockHooks } from '../nn/layers.js';
 import { addParam, type ParamFn, type ParamSpec } from '../nn/params.js';
 import type { SegmenterConfig } from './config.js';
@@ -55,4 +57,37 @@ export function encode(x: Value, p: ParamFn, cfg: SegmenterConfig, hooks: BlockH
   let h = x;
   for (let i = 0; i < cfg.n_layers; i++) h = block(h, p, `encoder.blocks.${i}`, cfg.n_heads, cfg.layernorm_eps, hooks);
   return layerNorm(h, p, 'encoder.norm', cfg.layernorm_eps);
+}
+
+/**
+ * Host-side positional-embedding resize for converting weights to another grid (timm's
+ * resize_pos_embed: CLS kept, grid bilinear with align_corners=False, no antialias).
+ * pos [1, 1+h0*w0, D] -> [1, 1+gh*gw, D].
+ */
+export function resizePosEmbed(pos: HostTensor, from: [number, number], to: [number, number]): HostTensor {
+  const [h0, w0] = from, [gh, gw] = to;
+  const d = pos.shape[2]!;
+  if (pos.shape.length !== 3 || pos.shape[0] !== 1 || pos.shape[1] !== 1 + h0 * w0) {
+    throw new CtsError(`pos_embed [${pos.shape.join(',')}] does not hold a ${h0}x${w0} grid plus CLS`);
+  }
+  const src = pos.data as Float32Array;
+  const mh = interpMatrix(h0, gh), mw = interpMatrix(w0, gw);
+  const out = new Float32Array((1 + gh * gw) * d);
+  out.set(src.subarray(0, d));
+  for (let i = 0; i < gh; i++) {
+    for (let j = 0; j < gw; j++) {
+      const o = (1 + i * gw + j) * d;
+      for (let a = 0; a < h0; a++) {
+        const wa = mh[i * h0 + a]!;
+        if (wa === 0) continue;
+        for (let b = 0; b < w0; b++) {
+          const wt = wa * mw[j * w0 + b]!;
+          if (wt === 0) continue;
+          const s = (1 + a * w0 + b) * d;
+          for (let c = 0; c < d; c++) out[o + c]! += wt * src[s + c]!;
+        }
+      }
+    }
+  }
+  return { dtype: 'float32', shape: [1, 1 + gh * gw, d], data: out };
 }

@@ -31,7 +31,17 @@ export function inferSegmenterConfig(weights: Map<string, HostTensor>, o: InferC
     return t.shape;
   };
   const meta = o.metadata ?? {};
-  if (meta.config) return parseSegmenterConfig(JSON.parse(meta.config), `${src} __metadata__.config`);
+  if (meta.config) {
+    let raw: Record<string, unknown>;
+    try {
+      raw = JSON.parse(meta.config) as Record<string, unknown>;
+    } catch {
+      throw new CtsError(`${src}: __metadata__.config is not valid JSON`);
+    }
+    if (o.encoderHeads) raw.n_heads = o.encoderHeads;
+    if (o.decoderHeads) raw.decoder_n_heads = o.decoderHeads;
+    return parseSegmenterConfig(raw, `${src} __metadata__.config`);
+  }
   const [d, c, ph, pw] = need('encoder.patch_embed.proj.weight') as [number, number, number, number];
   if (c !== 3 || ph !== pw) throw new CtsError(`${src}: encoder.patch_embed.proj.weight is [${need('encoder.patch_embed.proj.weight')}], expected [D,3,P,P]`);
   const pos = need('encoder.pos_embed');

@@ -2,7 +2,7 @@
 // zeros and StopGradient. Integer index paths carry no gradient; token sharing builds its
 // bookkeeping here. Gathers and scatters are each other's adjoints, so their rules are built from
 // one another with reduction='add' (duplicate indices must accumulate, not overwrite).
-import { GraphError, defineOp, fmt, normAxis, type DType, type Value } from '../ir.js';
+import { GraphError, defineOp, fmt, normAxis, type DType, type Graph, type Value } from '../ir.js';
 import { emitAs, requireFloat, sameDtype, typedAttrs } from './util.js';
 import { transpose, unsqueeze } from './shape.js';
 
@@ -51,8 +51,8 @@ export function argMax(x: Value, axis: number, keepdims = false): Value {
 }
 
 /** A zero tensor made at run time (ConstantOfShape), so big zero buffers are not stored in the model. */
-export function zeros(like: { graph: Value['graph'] }, shape: readonly number[], dtype: DType = 'float32'): Value {
-  return like.graph.apply1('Zeros', [], { shape: [...shape], dtype });
+export function zeros(like: Graph | { graph: Graph }, shape: readonly number[], dtype: DType = 'float32'): Value {
+  return ('graph' in like ? like.graph : like).apply1('Zeros', [], { shape: [...shape], dtype });
 }
 
 /** Identity whose output is treated as a constant by autodiff. */

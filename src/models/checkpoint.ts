@@ -1,0 +1,146 @@
+// Model checkpoints: one .safetensors file holding the weights in the official state-dict names
+// (Segmenter `encoder.*`/`decoder.*`, policy net `policy_net.*`) and, in `__metadata__`, everything
+// inference needs: the model config, class names and palette, normalisation, crop size and the CTS
+// settings. A plain official-named state dict without our metadata also loads (config inferred,
+// generic class names), so weights move both ways.
+import { CtsError } from '../io/errors.js';
+import { loadStateDict, readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import type { HostTensor } from '../io/tensor.js';
+import { parseSegmenterConfig, type SegmenterConfig } from './config.js';
+import { segmenterSpec } from './segmenter.js';
+import { policyNetSpec } from './policynet.js';
+import { inferSegmenterConfig } from './weights.js';
+
+/** Token-sharing policies cts-seg implements. */
+export type PolicyMethod = 'no_sharing' | 'policy_net' | 'oracle' | 'random';
+
+/** CTS settings stored with a model. */
+export interface CtsSettings {
+  policy: PolicyMethod;
+  /** Shared superpatches S at the crop size. */
+  numShared: number;
+  /** Channel multiplier of the policy network (1 = EfficientNet-Lite0). */
+  policyWidth?: number;
+}
+
+/** Everything needed to run a trained model. */
+export interface ModelCheckpoint {
+  config: SegmenterConfig;
+  /** Segmenter weights, plus `policy_net.*` when the policy is the network. */
+  weights: Map<string, HostTensor>;
+  /** Class names, index = class id. */
+  classes: string[];
+  /** RGB colour per class. */
+  palette: [number, number, number][];
+  /** Per-channel RGB mean and std in 0..255 units (ViT: 127.5 / 127.5). */
+  normalization: { mean: [number, number, number]; std: [number, number, number] };
+  /** Training crop (height, width): the sliding-window size at inference. */
+  cropSize: [number, number];
+  cts: CtsSettings;
+  /** Dataset the model was trained on, if any. */
+  dataset?: string;
+}
+
+/** Format tag written to `__metadata__.format`. */
+export const CHECKPOINT_FORMAT = 'cts-seg/1';
+
+/** Deterministic distinct colours for k classes (the PASCAL VOC bit-interleaving colormap). */
+export function defaultPalette(k: number): [number, number, number][] {
+  return Array.from({ length: k }, (_, i) => {
+    let r = 0, g = 0, b = 0, c = i;
+    for (let j = 0; j < 8; j++) {
+      r |= ((c >> 0) & 1) << (7 - j);
+      g |= ((c >> 1) & 1) << (7 - j);
+      b |= ((c >> 2) & 1) << (7 - j);
+      c >>= 3;
+    }
+    return [r, g, b];
+  });
+}
+
+/** The ViT normalisation of the paper: (x - 127.5) / 127.5. */
+export const VIT_NORMALIZATION = { mean: [127.5, 127.5, 127.5] as [number, number, number], std: [127.5, 127.5, 127.5] as [number, number, number] };
+
+/** Parameter spec of a whole checkpoint (Segmenter, plus the policy net when it is used). */
+export function checkpointSpec(config: SegmenterConfig, cts: CtsSettings): Map<string, { shape: number[]; dtype: HostTensor['dtype'] }> {
+  const spec = new Map(segmenterSpec(config));
+  if (cts.policy === 'policy_net') {
+    for (const [k, v] of policyNetSpec(cts.policyWidth !== undefined ? { width: cts.policyWidth } : {})) spec.set(`policy_net.${k}`, v);
+  }
+  return spec;
+}
+
+/** Writes a checkpoint atomically. */
+export async function saveCheckpoint(path: string, ckpt: ModelCheckpoint): Promise<void> {
+  checkConsistent(ckpt, path);
+  const meta: Record<string, string> = {
+    format: CHECKPOINT_FORMAT,
+    config: JSON.stringify(ckpt.config),
+    classes: JSON.stringify(ckpt.classes),
+    palette: JSON.stringify(ckpt.palette),
+    normalization: JSON.stringify(ckpt.normalization),
+    crop_size: JSON.stringify(ckpt.cropSize),
+    cts: JSON.stringify(ckpt.cts),
+    ...(ckpt.dataset ? { dataset: ckpt.dataset } : {}),
+  };
+  await writeSafetensors(path, ckpt.weights, meta);
+}
+
+function parseJson<T>(meta: Record<string, string>, key: string, path: string): T | undefined {
+  // keys of other producers (e.g. the reference files' free-text "normalization") are not ours to parse
+  if (meta.format !== CHECKPOINT_FORMAT && key !== 'config') return undefined;
+  const v = meta[key];
+  if (v === undefined) return undefined;
+  try {
+    return JSON.parse(v) as T;
+  } catch {
+    throw new CtsError(`${path}: __metadata__.${key} is not valid JSON`);
+  }
+}
+
+/** Options of loadCheckpoint. */
+export interface LoadCheckpointOptions {
+  encoderHeads?: number;
+  decoderHeads?: number;
+}
+
+/** Reads and strictly validates a checkpoint (ours, or a plain official-named state dict). */
+export async function loadCheckpoint(path: string, o: LoadCheckpointOptions = {}): Promise<ModelCheckpoint> {
+  const { tensors, metadata } = await readSafetensors(path);
+  const config = metadata.config
+    ? parseSegmenterConfig(parseJson(metadata, 'config', path), `${path} __metadata__.config`)
+    : inferSegmenterConfig(tensors, { metadata, source: path, ...o });
+  const hasPolicy = [...tensors.keys()].some((k) => k.startsWith('policy_net.'));
+  const cts = parseJson<CtsSettings>(metadata, 'cts', path) ?? { policy: hasPolicy ? 'policy_net' : 'no_sharing', numShared: 0 };
+  const imageSize = metadata.image_size ? Number(metadata.image_size) : undefined;
+  const crop = parseJson<[number, number]>(metadata, 'crop_size', path) ??
+    (imageSize ? [imageSize, imageSize] : [config.pos_grid[0] * config.patch_size, config.pos_grid[1] * config.patch_size]);
+  const classes = parseJson<string[]>(metadata, 'classes', path) ?? Array.from({ length: config.n_cls }, (_, i) => `class_${i}`);
+  const ckpt: ModelCheckpoint = {
+    config,
+    weights: new Map(),
+    classes,
+    palette: parseJson<[number, number, number][]>(metadata, 'palette', path) ?? defaultPalette(config.n_cls),
+    normalization: parseJson(metadata, 'normalization', path) ?? VIT_NORMALIZATION,
+    cropSize: crop,
+    cts,
+    ...(metadata.dataset ? { dataset: metadata.dataset } : {}),
+  };
+  ckpt.weights = loadStateDict(checkpointSpec(config, cts), tensors, {
+    source: path,
+    allowUnexpected: ['encoder.head.', ...(cts.policy === 'policy_net' ? [] : ['policy_net.'])],
+  });
+  checkConsistent(ckpt, path);
+  return ckpt;
+}
+
+function checkConsistent(c: ModelCheckpoint, path: string): void {
+  const k = c.config.n_cls;
+  if (c.classes.length !== k) throw new CtsError(`${path}: ${c.classes.length} class names for a ${k}-class model`);
+  if (c.palette.length !== k || c.palette.some((p) => p.length !== 3)) throw new CtsError(`${path}: palette must have ${k} RGB triples`);
+  if (!['no_sharing', 'policy_net', 'oracle', 'random'].includes(c.cts.policy)) {
+    throw new CtsError(`${path}: unknown policy '${c.cts.policy}', expected no_sharing, policy_net, oracle or random`);
+  }
+  if (!(Number.isInteger(c.cts.numShared) && c.cts.numShared >= 0)) throw new CtsError(`${path}: cts.numShared must be a non-negative integer`);
+  if (c.cropSize.length !== 2 || c.cropSize.some((d) => !(Number.isInteger(d) && d > 0))) throw new CtsError(`${path}: crop_size must be [height, width]`);
+}
