@@ -8,5 +8,6 @@ export * from './ops/reduce.js';
 export * from './ops/linalg.js';
 export * from './ops/indexing.js';
 export * from './ops/nn.js';
+export * from './ops/integer.js';
 export { grad } from './autodiff.js';
 export { emitOnnx, OPSET, type EmitOptions } from './onnx.js';

@@ -35,34 +35,41 @@ export function layerNormSpec(spec: ParamSpec, name: string, d: number): void {
  * softmax(q k^T * dh^-0.5) v, heads concatenated, proj Linear(D, D). q is scaled before the
  * product (N*dh multiplies instead of N*N); the result is the same up to float rounding.
  */
-export function attention(x: Value, p: ParamFn, name: string, heads: number): Value {
+export function attention(x: Value, p: ParamFn, name: string, heads: number, drop: DropFn = noDrop): Value {
   const [b, n, d] = x.shape as [number, number, number];
   const dh = d / heads;
   const qkv = transpose(reshape(linear(x, p, `${name}.qkv`), [b, n, 3, heads, dh]), [2, 0, 3, 1, 4]); // 3,B,h,N,dh
   const part = (i: number) => reshape(slice(qkv, [i], [i + 1], [0]), [b, heads, n, dh]);
   const q = mul(part(0), dh ** -0.5), k = part(1), v = part(2);
-  const attn = softmax(matmul(q, mT(k)), -1);
+  const attn = drop(softmax(matmul(q, mT(k)), -1), `${name}.attn_drop`);
   const o = reshape(transpose(matmul(attn, v), [0, 2, 1, 3]), [b, n, d]);
-  return linear(o, p, `${name}.proj`);
+  return drop(linear(o, p, `${name}.proj`), `${name}.proj_drop`);
 }
 
-/** MLP: fc1 -> exact GELU -> fc2. */
-export function mlp(x: Value, p: ParamFn, name: string): Value {
-  return linear(gelu(linear(x, p, `${name}.fc1`)), p, `${name}.fc2`);
+/** MLP: fc1 -> exact GELU -> dropout -> fc2 -> dropout (segm/model/blocks.py FeedForward). */
+export function mlp(x: Value, p: ParamFn, name: string, drop: DropFn = noDrop): Value {
+  const h = drop(gelu(linear(x, p, `${name}.fc1`)), `${name}.drop1`);
+  return drop(linear(h, p, `${name}.fc2`), `${name}.drop2`);
 }
+
+/** A dropout site: returns x, possibly with dropout applied (`site` names the location). */
+export type DropFn = (x: Value, site: string) => Value;
+const noDrop: DropFn = (x) => x;
 
 /** Hooks that training uses to add stochastic layers (dropout, drop-path); identity at inference. */
 export interface BlockHooks {
   /** Applied to each residual branch before it is added (drop-path lives here). */
-  branch?: (y: Value, blockName: string) => Value;
+  branch?: (y: Value, blockName: string, which: 'attn' | 'mlp') => Value;
+  /** Dropout at the official sites: attention weights, attention projection, after GELU, after fc2. */
+  drop?: DropFn;
 }
 
 /** Pre-norm transformer block: x + Attn(LN1(x)), then + MLP(LN2(x)). */
 export function block(x: Value, p: ParamFn, name: string, heads: number, eps = 1e-5, hooks: BlockHooks = {}): Value {
   const br = hooks.branch ?? ((y: Value) => y);
-  const a = br(attention(layerNorm(x, p, `${name}.norm1`, eps), p, `${name}.attn`, heads), name);
+  const a = br(attention(layerNorm(x, p, `${name}.norm1`, eps), p, `${name}.attn`, heads, hooks.drop), name, 'attn');
   const x1 = addV(x, a);
-  return addV(x1, br(mlp(layerNorm(x1, p, `${name}.norm2`, eps), p, `${name}.mlp`), name));
+  return addV(x1, br(mlp(layerNorm(x1, p, `${name}.norm2`, eps), p, `${name}.mlp`, hooks.drop), name, 'mlp'));
 }
 
 /** Spec entries of a block of width d with MLP width dFF. */
