@@ -104,7 +104,9 @@ async function paletteIndices(bytes: Buffer, path: string): Promise<Uint8Array> 
 
 /** Encodes RGB (3 channels) or grey (1 channel) pixels as PNG, written atomically. */
 export async function writePng(path: string, width: number, height: number, channels: 1 | 3 | 4, data: Uint8Array): Promise<void> {
-  const png = await sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width, height, channels } }).png().toBuffer();
+  // a single channel must stay a greyscale PNG: label ids are read back as stored
+  const img = sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width, height, channels } });
+  const png = await (channels === 1 ? img.toColourspace('b-w') : img).png().toBuffer();
   await writeFileAtomic(path, png);
 }
 

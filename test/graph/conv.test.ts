@@ -31,10 +31,12 @@ const cases: Case[] = [
   { name: 'grouped (2 groups)', x: [2, 4, 5, 5], w: [6, 2, 3, 3], bias: true, o: { pads: [1, 1], group: 2 } },
   { name: 'grouped stride 2', x: [2, 4, 6, 5], w: [4, 2, 3, 3], bias: false, o: { strides: [2, 2], pads: [1, 1], group: 2 } },
   { name: 'depthwise 3x3 stride 1', x: [2, 4, 5, 6], w: [4, 1, 3, 3], bias: false, o: { pads: [1, 1], group: 4 } },
+  { name: 'depthwise 3x3 stride 2, even size', x: [2, 4, 8, 6], w: [4, 1, 3, 3], bias: false, o: { strides: [2, 2], pads: [1, 1], group: 4 } },
   { name: 'depthwise 3x3 stride 2, odd size', x: [2, 3, 7, 7], w: [3, 1, 3, 3], bias: true, o: { strides: [2, 2], pads: [1, 1], group: 3 } },
   { name: 'depthwise 5x5 stride 2, even size', x: [2, 3, 8, 8], w: [3, 1, 5, 5], bias: false, o: { strides: [2, 2], pads: [2, 2], group: 3 } },
   { name: 'depthwise 5x5 stride 1', x: [1, 3, 6, 6], w: [3, 1, 5, 5], bias: true, o: { pads: [2, 2], group: 3 } },
   { name: 'depthwise multiplier 2', x: [2, 2, 5, 5], w: [4, 1, 3, 3], bias: false, o: { pads: [1, 1], group: 2 } },
+  { name: '1x1 with pad 1 (input gradient crops)', x: [2, 2, 4, 3], w: [3, 2, 1, 1], bias: true, o: { pads: [1, 1] } },
   { name: 'patch embedding (kernel = stride = 4)', x: [2, 3, 8, 8], w: [5, 3, 4, 4], bias: true, o: { strides: [4, 4] } },
 ];
 

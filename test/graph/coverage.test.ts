@@ -21,7 +21,7 @@ const GRAD_TESTED: Record<string, string> = {
 };
 
 /** Ops through which no gradient flows: bool outputs, index outputs, constants. */
-const NON_DIFFERENTIABLE = ['Equal', 'Less', 'Greater', 'Not', 'ArgMax', 'TopK', 'Zeros', 'StopGradient'];
+const NON_DIFFERENTIABLE = ['Equal', 'Less', 'Greater', 'Not', 'ArgMax', 'TopK', 'Zeros', 'StopGradient', 'BitwiseAnd', 'BitwiseXor', 'RangeFrom'];
 
 // Ops named Test* are registered by test files for themselves (like the ones below).
 const productOps = () => registeredOps().filter((op) => !op.startsWith('Test'));

@@ -1,13 +1,15 @@
 // 2-D convolution (PyTorch Conv2d semantics) with its reverse-mode rules. The gradients are built
-// from Conv nodes themselves (plus Pad/Slice/Reshape/Transpose/Gather/MatMul), so the backward pass
-// runs on ORT's optimised float32 Conv kernels, and the float64 lowering below covers forward and
-// backward alike: ORT CPU has no float64 Conv, and gradient checks run in float64.
+// from Conv nodes themselves (plus Concat/Slice/Reshape/Transpose/Gather/MatMul), so the backward
+// pass runs on ORT's float32 Conv kernels, and the float64 lowering below covers forward and
+// backward alike: ORT CPU has no float64 Conv, and gradient checks run in float64. ConvTranspose is
+// not used: at stride 2 it measured no faster than the zero-interleaved Conv, it is erratic for
+// depthwise at stride 1 (engine notes), and it would need a float64 lowering of its own.
 import { GraphError, defineOp, fmt, type EmitCtx, type Node, type Value } from '../ir.js';
 import { i64, requireFloat, sameDtype, typedAttrs } from './util.js';
-import { pad, reshape, slice, transpose } from './shape.js';
+import { concat, reshape, slice, transpose } from './shape.js';
 import { reduceSum } from './reduce.js';
 import { matmul, mT } from './linalg.js';
-import { gather } from './indexing.js';
+import { gather, zeros } from './indexing.js';
 
 /** Options of a 2-D convolution (PyTorch Conv2d semantics). */
 export interface ConvOptions {
@@ -80,25 +82,14 @@ function convGradInput(dy: Value, w: Value, xShape: readonly number[], a: ConvAt
   wt = reshape(wt, [c, cog, kh, kw]);
   let d = dy;
   const [oh, ow] = [dy.shape[2]!, dy.shape[3]!];
-  if (sh > 1 || sw > 1) {
-    d = pad(reshape(dy, [n, co, oh, 1, ow, 1]), [0, 0, 0, 0, 0, 0, 0, 0, 0, sh - 1, 0, sw - 1]);
-    d = reshape(d, [n, co, oh * sh, ow * sw]);
-  }
+  // Zero interleaving by concatenating zeros along a new inner axis: ORT's Pad on that 6-D view
+  // measured ~5x slower than the Concat. The trailing s-1 zeros are cropped or padded below.
+  if (sw > 1) d = reshape(concat([reshape(d, [n, co, oh, ow, 1]), zeros(d, [n, co, oh, ow, sw - 1], d.dtype)], 4), [n, co, oh, ow * sw]);
+  if (sh > 1) d = reshape(concat([reshape(d, [n, co, oh, 1, ow * sw]), zeros(d, [n, co, oh, sh - 1, ow * sw], d.dtype)], 3), [n, co, oh * sh, ow * sw]);
   const ah = dh * (kh - 1) - pt, aw = dw * (kw - 1) - pl;
   const bh = h + dh * (kh - 1) - d.shape[2]! - ah, bw = wd + dw * (kw - 1) - d.shape[3]! - aw;
   const cp = cropAndPads(d, [ah, aw], [bh, bw]);
   return rawConv(cp.x, wt, undefined, { strides: [1, 1], pads: cp.pads, dilations: [dh, dw], group: g });
-}
-
-/**
- * How the depthwise weight gradient is formed. 'batch': N*C groups of one channel on the free
- * reshape of x to [1, N*C, H, W], then a sum over N (no transposes of activations). 'transpose': the
- * engine-notes form, C groups of N channels on x transposed to [C, N, H, W].
- */
-export let depthwiseWeightGrad: 'batch' | 'transpose' = 'batch';
-/** Chooses the depthwise weight-gradient formulation (for benchmarks). */
-export function setDepthwiseWeightGrad(m: 'batch' | 'transpose'): void {
-  depthwiseWeightGrad = m;
 }
 
 /** dL/dw: a Conv whose "kernel" is dY (dilated by the stride) sliding over x (strided by the dilation). */
@@ -115,23 +106,27 @@ function convGradWeight(dy: Value, x: Value, wShape: readonly number[], a: ConvA
     const r = matmul(reshape(dy, [n, co, oh * ow]), mT(reshape(xs, [n, c, oh * ow])));
     return reshape(n > 1 ? reduceSum(r, [0]) : r, [co, c, 1, 1]);
   }
-  // The trick conv's output is exactly k long when the padded input ends at `need`.
+  // Only the input up to `need` reaches a kernel tap; cropping the end pad there makes the trick
+  // conv's output exactly kh x kw instead of computing taps that would be sliced away.
   const needH = (kh - 1) * dh + sh * (oh - 1) + 1, needW = (kw - 1) * dw + sw * (ow - 1) + 1;
   const endH = needH - h - pt, endW = needW - wd - pl;
   const trick = { strides: [dh, dw], dilations: [sh, sw] };
-  if (cg === 1 && depthwiseWeightGrad === 'batch') {
+  if (cg === 1) {
+    // Depthwise: N*C groups of one channel on the free reshape of x to [1, N*C, H, W], then a sum
+    // over N. The engine-notes form (x transposed to [C, N, H, W], C groups) measured 1.1-2.5x slower.
     const cp = cropAndPads(reshape(x, [1, n * c, h, wd]), [pt, pl], [endH, endW]);
     const r = rawConv(cp.x, reshape(dy, [n * co, 1, oh, ow]), undefined, { ...trick, pads: cp.pads, group: n * c });
     const s = n > 1 ? reduceSum(reshape(r, [n, co * kh * kw]), [0]) : r;
     return reshape(s, [co, 1, kh, kw]);
   }
+  // grouped or dense: batch = input channel within the group, channels = (group, image)
   let xt = reshape(x, [n, g, cg, h, wd]);
   xt = n > 1 ? transpose(xt, [2, 1, 0, 3, 4]) : xt;
   let dyt = reshape(dy, [n, g, cog, oh, ow]);
   dyt = n > 1 ? transpose(dyt, [1, 2, 0, 3, 4]) : dyt;
   const cp = cropAndPads(reshape(xt, [cg, g * n, h, wd]), [pt, pl], [endH, endW]);
   const r = rawConv(cp.x, reshape(dyt, [co, n, oh, ow]), undefined, { ...trick, pads: cp.pads, group: g });
-  return cg > 1 ? transpose(r, [1, 0, 2, 3]) : reshape(r, [co, 1, kh, kw]);
+  return transpose(r, [1, 0, 2, 3]);
 }
 
 defineOp('Conv', {
@@ -171,9 +166,11 @@ defineOp('Conv', {
 });
 
 /**
- * Float64 Conv as im2col with standard ops: Pad, one Gather of all kernel taps at all output
- * positions (a constant index table), and one grouped MatMul. Memory is N*C*kh*kw*OH*OW, fine for
- * the small shapes of gradient checks, which is the only use of float64.
+ * Float64 Conv from standard ops: Pad, strided Slices and grouped MatMuls. It loops over the
+ * smaller of the kernel taps (one slice of every output position per tap, products summed) and the
+ * output positions (one kernel window per position, results concatenated), so both ordinary convs
+ * and the weight-gradient convs (kernel = dY, output = kh x kw) take min(kh*kw, OH*OW) slices. A
+ * single Gather im2col measured several times slower: ORT's Gather copies element by element.
  */
 function emitConvF64(n: Node, ctx: EmitCtx, outs: string[]): void {
   const [x, w, b] = n.inputs as [Value, Value, Value | undefined];
@@ -183,26 +180,56 @@ function emitConvF64(n: Node, ctx: EmitCtx, outs: string[]): void {
   const { strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw], group: g } = attrsOf(n) as {
     strides: [number, number]; pads: [number, number, number, number]; dilations: [number, number]; group: number;
   };
+  const cog = Co / g, K = kh * kw, P = OH * OW;
   const ints = (xs: readonly number[]) => ctx.constant({ dtype: 'int64', shape: [xs.length], data: BigInt64Array.from(xs, BigInt) });
+  const op1 = (op: string, ins: string[]) => ctx.node(op, ins, 1)[0]!;
+  const sl = (t: string, starts: number[], lens: number[], steps: number[]) =>
+    op1('Slice', [t, ints(starts), ints(starts.map((v, i) => v + (lens[i]! - 1) * steps[i]! + 1)), ints([2, 3]), ints(steps)]);
   let xs = ctx.name(x);
   if (pt + pl + pb + pr > 0) {
-    [xs] = ctx.node('Pad', [xs, ints([0, 0, pt, pl, 0, 0, pb, pr]), ctx.constant({ dtype: 'float64', shape: [], data: Float64Array.of(0) })], 1, { mode: { s: 'constant' } }) as [string];
+    xs = ctx.node('Pad', [xs, ints([0, 0, pt, pl, 0, 0, pb, pr]), ctx.constant({ dtype: 'float64', shape: [], data: Float64Array.of(0) })], 1, { mode: { s: 'constant' } })[0]!;
   }
-  const Wp = W + pl + pr, Hp = H + pt + pb;
-  [xs] = ctx.node('Reshape', [xs, ints([N, g, Cg, Hp * Wp])], 1) as [string];
-  const K = kh * kw, P = OH * OW;
-  const idx = new BigInt64Array(K * P);
-  for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
-    for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
-      idx[(i * kw + j) * P + oy * OW + ox] = BigInt((oy * sh + i * dh) * Wp + ox * sw + j * dw);
+  // depthwise (one in and one out channel per group): broadcast Mul, since ORT's float64 MatMul on
+  // thousands of 1-row batches is slow
+  const dwise = Cg === 1 && cog === 1;
+  let y: string;
+  if (dwise) {
+    const wk = op1('Reshape', [ctx.name(w), ints([C, K])]);
+    const terms: string[] = [];
+    if (K <= P) {
+      for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
+        const tap = op1('Reshape', [sl(xs, [i * dh, j * dw], [OH, OW], [sh, sw]), ints([N, C, P])]);
+        terms.push(op1('Mul', [tap, op1('Slice', [wk, ints([i * kw + j]), ints([i * kw + j + 1]), ints([1]), ints([1])])]));
+      }
+      y = terms.reduce((acc, t) => op1('Add', [acc, t]));
+    } else {
+      for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+        const win = op1('Reshape', [sl(xs, [oy * sh, ox * sw], [kh, kw], [dh, dw]), ints([N, C, K])]);
+        terms.push(ctx.node('ReduceSum', [op1('Mul', [win, wk]), ints([2])], 1, { keepdims: { i: 1 } })[0]!);
+      }
+      y = terms.length === 1 ? terms[0]! : ctx.node('Concat', terms, 1, { axis: { i: 2 } })[0]!;
     }
+  } else if (K <= P) {
+    // y = sum over taps of W[:, :, i, j] @ x[tap-shifted, strided]
+    const wt = op1('Reshape', [ctx.name(w), ints([g, cog, Cg, K])]);
+    const terms: string[] = [];
+    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
+      const tap = K === 1 && pt + pl + pb + pr === 0 && sh * sw === 1 ? xs : sl(xs, [i * dh, j * dw], [OH, OW], [sh, sw]);
+      const wk = K === 1 ? wt : op1('Slice', [wt, ints([i * kw + j]), ints([i * kw + j + 1]), ints([3]), ints([1])]);
+      terms.push(op1('MatMul', [op1('Reshape', [wk, ints([g, cog, Cg])]), op1('Reshape', [tap, ints([N, g, Cg, P])])]));
+    }
+    y = terms.reduce((acc, t) => op1('Add', [acc, t]));
+  } else {
+    // one kernel window per output position: [g, cog, Cg*K] @ [N, g, Cg*K, 1]
+    const wm = op1('Reshape', [ctx.name(w), ints([g, cog, Cg * K])]);
+    const cols: string[] = [];
+    for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+      const win = sl(xs, [oy * sh, ox * sw], [kh, kw], [dh, dw]);
+      cols.push(op1('MatMul', [wm, op1('Reshape', [win, ints([N, g, Cg * K, 1])])]));
+    }
+    y = cols.length === 1 ? cols[0]! : ctx.node('Concat', cols, 1, { axis: { i: 3 } })[0]!;
   }
-  const [cols] = ctx.node('Gather', [xs, ctx.constant({ dtype: 'int64', shape: [K, P], data: idx })], 1, { axis: { i: 3 } });
-  const [cols2] = ctx.node('Reshape', [cols!, ints([N, g, Cg * K, P])], 1);
-  const [wm] = ctx.node('Reshape', [ctx.name(w), ints([g, Co / g, Cg * K])], 1);
-  const [y] = ctx.node('MatMul', [wm!, cols2!], 1);
-  if (!b) return void ctx.node('Reshape', [y!, ints([N, Co, OH, OW])], outs);
-  const [y4] = ctx.node('Reshape', [y!, ints([N, Co, OH, OW])], 1);
-  const [b3] = ctx.node('Reshape', [ctx.name(b), ints([Co, 1, 1])], 1);
-  ctx.node('Add', [y4!, b3!], outs);
+  if (!b) return void ctx.node('Reshape', [y, ints([N, Co, OH, OW])], outs);
+  const y4 = op1('Reshape', [y, ints([N, Co, OH, OW])]);
+  ctx.node('Add', [y4, op1('Reshape', [ctx.name(b), ints([Co, 1, 1])])], outs);
 }

@@ -1,7 +1,7 @@
 // Neural-network ops: Softmax, LogSoftmax, LayerNormalization, bilinear resize (Conv lives in conv.ts), and the
 // composites built from primitives (GELU, 2x2 average pooling, softmax cross-entropy with ignore).
 import { GraphError, defineOp, fmt, normAxis, type Value } from '../ir.js';
-import { constant, emitAs, requireFloat, sameDtype, typedAttrs } from './util.js';
+import { constant, emitAs, requireFloat, sameDtype } from './util.js';
 import { add, cast, div, equal, erf, maximum, mul, neg, not, where } from './elementwise.js';
 import { reduceMean, reduceSum, sumToShape } from './reduce.js';
 import { expand, reshape, squeeze, unsqueeze } from './shape.js';

@@ -1,0 +1,82 @@
+// Run checkpoints that are never left corrupt: each one is a directory
+// `checkpoints/step-XXXXXXXX/` (model.safetensors, optimizer.safetensors, state.json) built under a
+// temporary name and renamed into place in one atomic step. A crash at any moment leaves either the
+// previous complete checkpoint or the new one; stray temporary directories are ignored and removed.
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { CtsError, describeFsError, writeFileAtomic } from '../io/errors.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import type { HostTensor } from '../io/tensor.js';
+import { loadCheckpoint, saveCheckpoint, type ModelCheckpoint } from '../models/checkpoint.js';
+
+/** Host-side training state saved with each checkpoint (JSON). */
+export interface RunState {
+  /** Optimizer steps done. */
+  step: number;
+  /** Resolved configuration of the run. */
+  config: Record<string, unknown>;
+  /** Best validation score so far, if evaluated. */
+  best?: { metric: string; value: number; step: number };
+  /** Mean loss of the last logging window, for the summary. */
+  lastLoss?: number;
+  /** Wall-clock seconds spent training so far. */
+  seconds: number;
+}
+
+const PREFIX = 'step-';
+
+function stepDir(outDir: string, step: number): string {
+  return join(outDir, 'checkpoints', `${PREFIX}${String(step).padStart(8, '0')}`);
+}
+
+/** Writes a complete checkpoint atomically and keeps the newest `keep` ones. */
+export async function saveRunCheckpoint(outDir: string, model: ModelCheckpoint, optimizer: Map<string, HostTensor>, state: RunState, keep = 2): Promise<string> {
+  const root = join(outDir, 'checkpoints');
+  const final = stepDir(outDir, state.step);
+  const tmp = join(root, `.tmp-${PREFIX}${state.step}-${process.pid}`);
+  try {
+    await mkdir(tmp, { recursive: true });
+    await saveCheckpoint(join(tmp, 'model.safetensors'), model);
+    await writeSafetensors(join(tmp, 'optimizer.safetensors'), optimizer, { step: String(state.step) });
+    await writeFileAtomic(join(tmp, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+    if (existsSync(final)) await rm(final, { recursive: true, force: true });
+    await rename(tmp, final);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw e instanceof CtsError ? e : new CtsError(`cannot write checkpoint ${final}: ${describeFsError(e)}`);
+  }
+  const dirs = (await listComplete(outDir)).slice(0, -keep);
+  for (const d of dirs) await rm(join(root, d), { recursive: true, force: true });
+  return final;
+}
+
+async function listComplete(outDir: string): Promise<string[]> {
+  const root = join(outDir, 'checkpoints');
+  if (!existsSync(root)) return [];
+  const names = await readdir(root);
+  for (const n of names.filter((x) => x.startsWith('.tmp-'))) await rm(join(root, n), { recursive: true, force: true }).catch(() => undefined);
+  return names.filter((n) => n.startsWith(PREFIX) && existsSync(join(root, n, 'state.json'))).sort();
+}
+
+/** The newest complete checkpoint directory of a run, or undefined. */
+export async function latestRunCheckpoint(outDir: string): Promise<string | undefined> {
+  const dirs = await listComplete(outDir);
+  return dirs.length ? join(outDir, 'checkpoints', dirs[dirs.length - 1]!) : undefined;
+}
+
+/** Loads a checkpoint directory written by saveRunCheckpoint. */
+export async function loadRunCheckpoint(dir: string): Promise<{ model: ModelCheckpoint; optimizer: Map<string, HostTensor>; state: RunState }> {
+  let state: RunState;
+  try {
+    state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as RunState;
+  } catch (e) {
+    throw new CtsError(`cannot read ${join(dir, 'state.json')}: ${describeFsError(e)}`);
+  }
+  const model = await loadCheckpoint(join(dir, 'model.safetensors'));
+  const opt = await readSafetensors(join(dir, 'optimizer.safetensors'));
+  if (opt.metadata.step !== String(state.step)) {
+    throw new CtsError(`${dir}: optimizer state is from step ${opt.metadata.step}, state.json from step ${state.step}`);
+  }
+  return { model, optimizer: opt.tensors, state };
+}
