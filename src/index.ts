@@ -5,6 +5,8 @@ export * from './io/tensor.js';
 export { CtsError, writeFileAtomic } from './io/errors.js';
 export * from './io/safetensors.js';
 export * from './io/npy.js';
+export { readNpz } from './io/npz.js';
+export { openTorchFile, readTorchStateDict, TorchTensor, type TorchFile } from './io/torch.js';
 export * from './nn/params.js';
 export * as nn from './nn/layers.js';
 export * from './models/config.js';
@@ -13,9 +15,18 @@ export * from './models/decoder.js';
 export * from './models/segmenter.js';
 export * from './models/weights.js';
 export * from './models/init.js';
+export * from './models/import.js';
 export * as policyNet from './models/policynet.js';
 export * from './cts/budget.js';
 export * from './cts/sharing.js';
 export * from './cts/policies.js';
 export * from './cts/segmenter.js';
 export * from './cts/forward.js';
+export { DataLoader, deriveSeed, type Batch, type DataLoaderOptions, type DatasetRef, type IterateOptions, type LoaderAugment } from './data/loader.js';
+export {
+  augmentPolicy, augmentTrain, POLICY_CROP, preprocessEval, TRAIN_AUGMENT, trainAugmentOptions,
+  type AugmentDataset, type AugmentedSample, type Normalization, type TrainAugmentOptions,
+} from './data/augment.js';
+export * from './export/export.js';
+export { normalizeRgb, rgbInput, type ExportNormalization } from './export/preprocess.js';
+export { packWeights, toFloat16Bits, fromFloat16Bits, type PackOptions, type PackedModels } from './export/weights.js';

@@ -3,6 +3,17 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { registerForward } from './forward.js';
+import { registerImport } from './import.js';
+import { registerEval } from './eval.js';
+import { registerInfer } from './infer.js';
+import { registerInit } from './init.js';
+import { registerPrepare } from './prepare.js';
+import { registerBench } from './bench.js';
+import { registerInfo } from './info.js';
+import { registerTrain } from './train.js';
+import { registerDemo } from './demo.js';
+import { registerBenchTrain } from './bench_train.js';
+import { registerExport } from './export.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
 
@@ -13,4 +24,15 @@ program
   .version(pkg.version)
   .showHelpAfterError('(run with --help for usage)');
 registerForward(program);
+registerImport(program);
+registerEval(program);
+registerInfer(program);
+registerInit(program);
+registerPrepare(program);
+registerBench(program);
+registerInfo(program);
+registerTrain(program);
+registerDemo(program);
+registerBenchTrain(program);
+registerExport(program);
 await program.parseAsync(process.argv);

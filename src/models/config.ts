@@ -64,6 +64,9 @@ export function createSegmenterConfig(backbone: string, overrides: Record<string
     throw new CtsError(`unknown backbone '${backbone}': expected one of ${Object.keys(VIT_PRESETS).join(', ')}, ${Object.keys(BACKBONE_ALIASES).join(', ')} or 'custom'`);
   }
   const { image_size, ...rest } = overrides;
+  if (!preset && ['d_model', 'n_layers', 'n_heads'].some((k) => rest[k] === undefined)) {
+    throw new CtsError(`backbone 'custom' needs d_model, n_layers and n_heads (e.g. model overrides d_model=192,n_layers=12,n_heads=3)`);
+  }
   const d = (rest.d_model as number | undefined) ?? preset?.d_model;
   const patch = (rest.patch_size as number | undefined) ?? 16;
   const size = image_size ?? 384;

@@ -46,8 +46,13 @@ export async function saveRunCheckpoint(outDir: string, model: ModelCheckpoint, 
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     throw e instanceof CtsError ? e : new CtsError(`cannot write checkpoint ${final}: ${describeFsError(e)}`);
   }
+  // prune by renaming first (atomic), so a kill during the deletion never leaves a half-deleted step-*
   const dirs = (await listComplete(outDir)).slice(0, -keep);
-  for (const d of dirs) await rm(join(root, d), { recursive: true, force: true });
+  for (const d of dirs) {
+    const trash = join(root, `.tmp-old-${d}-${process.pid}`);
+    await rename(join(root, d), trash);
+    await rm(trash, { recursive: true, force: true });
+  }
   return final;
 }
 

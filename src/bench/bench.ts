@@ -1,0 +1,423 @@
+// Throughput benchmark with the protocol of the paper's lab (spec §9.1, ALGM `speedtest.py`): one
+// image repeated to the batch at the crop size, forward only, policy network included, warm-up
+// iterations, then timed iterations, images/s = batch / mean time per forward. The policy network
+// is also timed on its own. Several token budgets can be timed in one run; their timed iterations
+// are interleaved round-robin so that a change of machine load (a shared 2-core CI box) hits every
+// budget alike and the speed-up ratios stay meaningful.
+import os from 'node:os';
+import sharp from 'sharp';
+import { Graph } from '../graph/index.js';
+import { CompiledGraph, type Provider } from '../runtime/session.js';
+import { CtsError } from '../io/errors.js';
+import type { HostTensor } from '../io/tensor.js';
+import { constantParams } from '../nn/params.js';
+import { createSegmenterConfig, type SegmenterConfig } from '../models/config.js';
+import { segmenterSpec } from '../models/segmenter.js';
+import { initSegmenterWeights } from '../models/init.js';
+import { initPolicyNet, buildPolicyNet } from '../models/policynet.js';
+import { loadCheckpoint } from '../models/checkpoint.js';
+import { buildCtsSegmenter, prefixed } from '../cts/segmenter.js';
+import { sharedForReduction, tokenBudget, type TokenBudget } from '../cts/budget.js';
+import { createRng } from '../util/rng.js';
+import { segmenterMacs, type SegmenterMacs } from './macs.js';
+import { machineInfo, peakRssMb, physicalCores, timeStats, type MachineInfo, type TimeStats } from './machine.js';
+
+/** Execution providers the benchmark accepts. */
+export const BENCH_PROVIDERS: readonly Provider[] = ['cpu', 'webgpu'];
+
+/** Options of runBench. Sizes are (height, width). */
+export interface BenchOptions {
+  /** Backbone preset (vit-ti, vit-s, vit-b, vit-l or a timm name); default vit-s. Not with `checkpoint`. */
+  backbone?: string;
+  decoder?: 'mask_transformer' | 'linear';
+  /** Crop size; default 512x512 (or the checkpoint's crop). */
+  imageSize?: [number, number];
+  /** Classes K; default 150 (or the checkpoint's). */
+  classes?: number;
+  /** Token budgets to time, as shared superpatches S. Default [0]. */
+  numShared?: number[];
+  batch?: number;
+  warmup?: number;
+  iters?: number;
+  provider?: Provider;
+  /** Intra-op threads; default the physical core count. */
+  threads?: number;
+  /** Policy network width multiplier (default 1: EfficientNet-Lite0; the checkpoint's if it has one). */
+  policyWidth?: number;
+  /** Model checkpoint (.safetensors); else random weights (seeded). */
+  checkpoint?: string;
+  /** Image to repeat over the batch (resized to the crop); default a seeded synthetic image. */
+  image?: string;
+  /** Time one budget after the other instead of interleaving (less memory: one session at a time). */
+  sequential?: boolean;
+  /** Progress reports (compile, warm-up and timed phases). */
+  onProgress?: (e: BenchProgress) => void;
+  /**
+   * Another implementation timed in the same run (PyTorch): each of its iterations follows one of
+   * cts-seg's, warm-up included, so that both see the same machine load.
+   */
+  companion?: Companion;
+}
+
+/** An implementation that times one iteration of the budget-S model on request, in ms. */
+export interface Companion {
+  time(kind: 'forward' | 'policy', numShared: number): Promise<number>;
+}
+
+/** The companion's timings for one budget, on the same protocol. */
+export interface CompanionResult {
+  images_per_second: number;
+  images_per_second_median: number;
+  ms_per_batch: TimeStats;
+  policy_net: { ms_per_batch: TimeStats; share_of_forward: number } | null;
+}
+
+/** One progress report. */
+export interface BenchProgress {
+  phase: 'compile' | 'warmup' | 'timed' | 'policy';
+  /** Budget label, e.g. "S=103". */
+  label: string;
+  done: number;
+  total: number;
+}
+
+/** The result for one token budget. Field names are the JSON output's. */
+export interface BenchResult {
+  backbone: string;
+  decoder: string;
+  classes: number;
+  image_size: [number, number];
+  patch_size: number;
+  weights: string;
+  policy_width: number | null;
+  batch: number;
+  warmup: number;
+  iters: number;
+  num_shared: number;
+  num_not_shared: number;
+  /** Token reduction 3S / Nb. */
+  reduction: number;
+  /** Tokens entering the encoder per image, CLS excluded. */
+  tokens_per_image: number;
+  /** batch / mean time per forward (the paper's Im/sec). */
+  images_per_second: number;
+  /** batch / median time per forward (robust to load spikes). */
+  images_per_second_median: number;
+  ms_per_batch: TimeStats;
+  /** The policy network alone at the same batch (null without sharing). */
+  policy_net: { ms_per_batch: TimeStats; share_of_forward: number } | null;
+  /** Per-image multiply-accumulates in billions (spec §9.3 convention). */
+  gmacs: { total: number; encoder: number; decoder: number; policy: number; upsample: number };
+  /** Achieved GMAC/s (total x images/s). */
+  gmacs_per_second: number;
+  provider: Provider;
+  threads: number;
+  machine: MachineInfo;
+  /** Peak resident memory of the benchmark process, MiB. */
+  peak_rss_mb: number;
+  /** 1-minute load average before and after timing (other processes skew timings). */
+  load_average: [number, number];
+  date: string;
+  /** The companion's numbers for the same budget, when one ran. */
+  companion?: CompanionResult;
+}
+
+/** A model ready to be compiled at any budget. */
+interface BenchModel {
+  config: SegmenterConfig;
+  weights: Map<string, HostTensor>;
+  size: [number, number];
+  policyWidth: number | undefined;
+  source: string;
+}
+
+/** Parses "512" or "512x768" (height x width). */
+export function parseImageSize(s: string): [number, number] {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(s.trim());
+  if (!m) throw new CtsError(`image size '${s}' must be N or HxW, e.g. 512 or 512x1024`);
+  const h = Number(m[1]), w = Number(m[2] ?? m[1]);
+  if (h <= 0 || w <= 0) throw new CtsError(`image size '${s}' must be positive`);
+  return [h, w];
+}
+
+/**
+ * The budgets the paper's code uses (spec §3.5), by patch count and nominal reduction: S there is
+ * not always round(r * Nb / 3) (ADE20K's "30%" is 103 of 256 superpatches, not 102).
+ */
+const PAPER_BUDGETS: readonly { nb: number; r: number; S: number }[] = [
+  { nb: 1024, r: 0.3, S: 103 }, // ADE20K 512
+  { nb: 900, r: 0.3, S: 90 }, // Pascal-Context 480
+  { nb: 1600, r: 0.3, S: 160 }, // ADE20K ViT-L 640 (assumed in the spec)
+  { nb: 2304, r: 0.44, S: 336 }, // Cityscapes 768
+];
+
+/** S for a token reduction r (fraction): the paper's budget where it has one, else round(r * Nb / 3). */
+export function budgetForReduction(h: number, w: number, patch: number, r: number): number {
+  const nb = (h / patch) * (w / patch);
+  const paper = PAPER_BUDGETS.find((b) => b.nb === nb && Math.abs(b.r - r) < 1e-9);
+  return paper ? paper.S : sharedForReduction(h, w, patch, r);
+}
+
+/** Parses a reduction given as a fraction (0.3) or a percentage ("30%", or 30). */
+export function parseReduction(r: string): number {
+  let v = Number(r.trim().replace(/%$/, ''));
+  if (!Number.isFinite(v) || v < 0) throw new CtsError(`reduction '${r}' must be a non-negative number such as 0.3 or 30%`);
+  if (v > 1 || r.trim().endsWith('%')) v /= 100;
+  if (v > 0.75) throw new CtsError(`reduction '${r}' is impossible: sharing every superpatch removes at most 75% of the tokens`);
+  return v;
+}
+
+async function loadModel(o: BenchOptions): Promise<BenchModel> {
+  if (o.checkpoint) {
+    for (const [flag, v] of [['--backbone', o.backbone], ['--decoder', o.decoder], ['--classes', o.classes]] as const) {
+      if (v !== undefined) throw new CtsError(`${flag} comes from the checkpoint ${o.checkpoint}; leave it out`);
+    }
+    const ck = await loadCheckpoint(o.checkpoint);
+    const weights = new Map(ck.weights);
+    const policyWidth = o.policyWidth ?? ck.cts.policyWidth;
+    let source = `checkpoint ${o.checkpoint}`;
+    const needsPolicy = (o.numShared ?? [0]).some((s) => s > 0);
+    if (needsPolicy && (!weights.has('policy_net.head.weight') || (o.policyWidth !== undefined && o.policyWidth !== ck.cts.policyWidth))) {
+      // timing does not depend on the policy's weights, only on its shape
+      for (const [k, v] of initPolicyNet(2, policyWidth !== undefined ? { width: policyWidth } : {})) weights.set(`policy_net.${k}`, v);
+      source += ' (policy network: random weights)';
+    }
+    return { config: ck.config, weights, size: o.imageSize ?? ck.cropSize, policyWidth, source };
+  }
+  const size = o.imageSize ?? [512, 512];
+  // pos grid = crop grid, as a model trained at this crop (CTS does not resize pos_embed at run time)
+  const config = createSegmenterConfig(o.backbone ?? 'vit-s', {
+    n_cls: o.classes ?? 150,
+    decoder: o.decoder ?? 'mask_transformer',
+    pos_grid: [Math.ceil(size[0] / 16), Math.ceil(size[1] / 16)],
+  });
+  const weights = initSegmenterWeights(segmenterSpec(config), 1);
+  if ((o.numShared ?? [0]).some((s) => s > 0)) {
+    for (const [k, v] of initPolicyNet(2, o.policyWidth !== undefined ? { width: o.policyWidth } : {})) weights.set(`policy_net.${k}`, v);
+  }
+  return { config, weights, size, policyWidth: o.policyWidth, source: 'random (seeded)' };
+}
+
+/** The image repeated over the batch, normalised with the ViT statistics (x - 127.5) / 127.5. */
+async function benchInput(o: BenchOptions, size: [number, number], batch: number): Promise<HostTensor> {
+  const [h, w] = size;
+  let rgb: Uint8Array;
+  if (o.image) {
+    try {
+      const buf = await sharp(o.image).removeAlpha().resize(w, h, { fit: 'fill' }).toColourspace('srgb').raw().toBuffer();
+      rgb = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    } catch (e) {
+      throw new CtsError(`cannot read image ${o.image}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  } else {
+    // smooth colour ramps plus noise: regions that a policy could share and some texture
+    const r = createRng(7);
+    rgb = new Uint8Array(h * w * 3);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const i = (y * w + x) * 3, band = Math.floor((4 * y) / h);
+        rgb[i] = (band * 60 + x / 8) & 255;
+        rgb[i + 1] = (255 * y) / h;
+        rgb[i + 2] = band === 3 ? r.uniform() * 255 : 128;
+      }
+    }
+  }
+  const per = 3 * h * w;
+  const data = new Float32Array(batch * per);
+  for (let c = 0; c < 3; c++) for (let k = 0; k < h * w; k++) data[c * h * w + k] = (rgb[k * 3 + c]! - 127.5) / 127.5;
+  for (let b = 1; b < batch; b++) data.copyWithin(b * per, 0, per);
+  return { dtype: 'float32', shape: [batch, 3, h, w], data };
+}
+
+/** The no-sharing budget: any multiple of the patch size. */
+function plainBudget(h: number, w: number, patch: number): TokenBudget {
+  if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0 && h % patch === 0 && w % patch === 0)) {
+    throw new CtsError(`image size ${h}x${w} must be a positive multiple of the patch size ${patch}`);
+  }
+  const gh = h / patch, gw = w / patch;
+  return { gh, gw, sh: Math.floor(gh / 2), sw: Math.floor(gw / 2), numShared: 0, numNotShared: gh * gw, numTokens: gh * gw, reduction: 0 };
+}
+
+/** Compiles on exactly the requested provider: a benchmark that silently fell back would lie. */
+async function compileOn(g: Graph, provider: Provider, threads: number): Promise<CompiledGraph> {
+  let fallback = '';
+  const s = await CompiledGraph.compile(g, { provider, threads, onFallback: (m) => (fallback = m) });
+  if (s.provider !== provider) {
+    await s.release();
+    throw new CtsError(`the ${provider} execution provider is not available here (${fallback.replace(/; running on .*$/, '')})`);
+  }
+  return s;
+}
+
+interface Point {
+  label: string;
+  budget: TokenBudget;
+  macs: SegmenterMacs;
+  session?: CompiledGraph;
+  policySession?: CompiledGraph;
+  times: number[];
+  policyTimes: number[];
+  companionTimes: number[];
+  companionPolicyTimes: number[];
+}
+
+async function compilePoint(m: BenchModel, pt: Point, batch: number, provider: Provider, threads: number): Promise<void> {
+  const S = pt.budget.numShared;
+  const g = new Graph();
+  const x = g.input('input', [batch, 3, m.size[0], m.size[1]]);
+  const p = constantParams(g, m.weights);
+  const policy = { kind: 'policy_net' as const, bnMode: 'eval' as const, ...(m.policyWidth !== undefined ? { width: m.policyWidth } : {}) };
+  const out = buildCtsSegmenter(x, p, m.config, { numShared: S, ...(S > 0 ? { policy } : {}) });
+  g.output('logits', out.logits);
+  pt.session = await compileOn(g, provider, threads);
+  if (S > 0) {
+    const gp = new Graph();
+    const xp = gp.input('input', [batch, 3, m.size[0], m.size[1]]);
+    gp.output('policy_logits', buildPolicyNet(xp, prefixed(constantParams(gp, m.weights), 'policy_net.'), policy).logits);
+    pt.policySession = await compileOn(gp, provider, threads);
+  }
+}
+
+async function timeOnce(s: CompiledGraph, feeds: Record<string, HostTensor>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await s.run(feeds);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Warm-up then timed iterations, round-robin over the points' sessions of one kind, each followed
+ * by the companion's iteration of the same budget when there is one.
+ */
+async function timeRoundRobin(pts: Point[], kind: 'session' | 'policySession', o: Pick<BenchOptions, 'companion' | 'onProgress'> & { warmup: number; iters: number }, feeds: Record<string, HostTensor>): Promise<void> {
+  const live = pts.filter((p) => p[kind]);
+  const label = live.map((p) => p.label).join(',');
+  const which = kind === 'session' ? 'forward' : 'policy';
+  const one = async (p: Point, record: boolean) => {
+    const t = await timeOnce(p[kind]!, feeds);
+    if (record) (kind === 'session' ? p.times : p.policyTimes).push(t);
+    if (!o.companion) return;
+    // lets the spinning worker threads of one runtime park before the other one starts
+    await sleep(20);
+    const c = await o.companion.time(which, p.budget.numShared);
+    if (record) (kind === 'session' ? p.companionTimes : p.companionPolicyTimes).push(c);
+    await sleep(20);
+  };
+  for (let i = 0; i < o.warmup; i++) {
+    for (const p of live) await one(p, false);
+    o.onProgress?.({ phase: kind === 'session' ? 'warmup' : 'policy', label, done: i + 1, total: o.warmup });
+  }
+  for (let i = 0; i < o.iters; i++) {
+    for (const p of live) await one(p, true);
+    o.onProgress?.({ phase: kind === 'session' ? 'timed' : 'policy', label, done: i + 1, total: o.iters });
+  }
+}
+
+/** Validates the numeric options and fills defaults. */
+function resolve(o: BenchOptions) {
+  const batch = o.batch ?? 32, warmup = o.warmup ?? 50, iters = o.iters ?? 100;
+  const provider = o.provider ?? 'cpu';
+  if (!BENCH_PROVIDERS.includes(provider)) throw new CtsError(`unknown provider '${provider}': expected ${BENCH_PROVIDERS.join(' or ')}`);
+  for (const [k, v, min] of [['batch', batch, 1], ['warmup', warmup, 0], ['iters', iters, 1]] as const) {
+    if (!Number.isInteger(v) || v < min) throw new CtsError(`--${k} must be an integer >= ${min}, got ${v}`);
+  }
+  const threads = o.threads ?? physicalCores();
+  if (!Number.isInteger(threads) || threads < 1) throw new CtsError(`--threads must be a positive integer, got ${threads}`);
+  return { batch, warmup, iters, provider, threads };
+}
+
+/** Runs the benchmark for every budget in `numShared`; one result per budget, in the given order. */
+export async function runBench(o: BenchOptions = {}): Promise<BenchResult[]> {
+  const r = resolve(o);
+  const model = await loadModel(o);
+  const { config } = model;
+  const [h, w] = model.size;
+  const points: Point[] = (o.numShared ?? [0]).map((S) => {
+    // validates the budget before any compilation: impossible budgets fail fast with the rule
+    const budget = S > 0 ? tokenBudget(h, w, config.patch_size, S) : plainBudget(h, w, config.patch_size);
+    const macs = segmenterMacs(config, { size: [h, w], numShared: S, ...(model.policyWidth !== undefined ? { policyWidth: model.policyWidth } : {}) });
+    return { label: `S=${S}`, budget, macs, times: [], policyTimes: [], companionTimes: [], companionPolicyTimes: [] };
+  });
+  const feeds = { input: await benchInput(o, model.size, r.batch) };
+  const machine = machineInfo();
+  const load0 = os.loadavg()[0]!;
+  const groups = o.sequential ? points.map((p) => [p]) : [points];
+  try {
+    for (const group of groups) {
+      for (const [i, p] of group.entries()) {
+        o.onProgress?.({ phase: 'compile', label: p.label, done: i, total: group.length });
+        await compilePoint(model, p, r.batch, r.provider, r.threads);
+      }
+      const to = { ...r, ...(o.companion ? { companion: o.companion } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) };
+      await timeRoundRobin(group, 'session', to, feeds);
+      await timeRoundRobin(group, 'policySession', to, feeds);
+      for (const p of group) {
+        await p.session?.release();
+        await p.policySession?.release();
+        delete p.session;
+        delete p.policySession;
+      }
+    }
+  } finally {
+    for (const p of points) {
+      await p.session?.release();
+      await p.policySession?.release();
+    }
+  }
+  const load1 = os.loadavg()[0]!;
+  const g = (v: number) => Math.round(v / 1e7) / 100;
+  return points.map((p) => {
+    const st = timeStats(p.times);
+    const ips = (r.batch * 1000) / st.mean;
+    const pol = p.policyTimes.length ? timeStats(p.policyTimes) : undefined;
+    return {
+      backbone: config.backbone,
+      decoder: config.decoder,
+      classes: config.n_cls,
+      image_size: [h, w],
+      patch_size: config.patch_size,
+      weights: model.source,
+      policy_width: p.budget.numShared > 0 ? (model.policyWidth ?? 1) : null,
+      batch: r.batch,
+      warmup: r.warmup,
+      iters: r.iters,
+      num_shared: p.budget.numShared,
+      num_not_shared: p.budget.numNotShared,
+      reduction: Math.round(p.budget.reduction * 10000) / 10000,
+      tokens_per_image: p.budget.numTokens,
+      images_per_second: Math.round(ips * 1000) / 1000,
+      images_per_second_median: Math.round(((r.batch * 1000) / st.median) * 1000) / 1000,
+      ms_per_batch: st,
+      policy_net: pol ? { ms_per_batch: pol, share_of_forward: Math.round((pol.mean / st.mean) * 1000) / 1000 } : null,
+      gmacs: { total: g(p.macs.total), encoder: g(p.macs.encoder), decoder: g(p.macs.decoder), policy: g(p.macs.policy), upsample: g(p.macs.upsample) },
+      gmacs_per_second: Math.round((p.macs.total / 1e9) * ips * 10) / 10,
+      provider: r.provider,
+      threads: r.threads,
+      machine,
+      peak_rss_mb: peakRssMb(),
+      load_average: [Math.round(load0 * 100) / 100, Math.round(load1 * 100) / 100],
+      date: new Date().toISOString(),
+      ...(p.companionTimes.length ? { companion: companionResult(p, r.batch) } : {}),
+    };
+  });
+}
+
+function companionResult(p: Point, batch: number): CompanionResult {
+  const st = timeStats(p.companionTimes);
+  const pol = p.companionPolicyTimes.length ? timeStats(p.companionPolicyTimes) : undefined;
+  return {
+    images_per_second: Math.round(((batch * 1000) / st.mean) * 1000) / 1000,
+    images_per_second_median: Math.round(((batch * 1000) / st.median) * 1000) / 1000,
+    ms_per_batch: st,
+    policy_net: pol ? { ms_per_batch: pol, share_of_forward: Math.round((pol.mean / st.mean) * 1000) / 1000 } : null,
+  };
+}
+
+/** The sweep's token reductions (spec §9.2: the paper's 30% and 44% points, plus 15%). */
+export const SWEEP_REDUCTIONS = [0, 0.15, 0.3, 0.44];
+
+/** S for each sweep reduction at a crop (deduplicated, ascending). */
+export function sweepBudgets(h: number, w: number, patch = 16): number[] {
+  return [...new Set(SWEEP_REDUCTIONS.map((r) => budgetForReduction(h, w, patch, r)))];
+}

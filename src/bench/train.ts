@@ -1,0 +1,106 @@
+// Training-step benchmark (issue: "a ViT-S/16 training step at 512x512, batch 2, forward + backward
+// + update, at most half the time of PyTorch 1.13 CPU with no more peak memory; resident memory
+// flat over 2,000 steps"). Random weights and data: speed does not depend on the values.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createSegmenterConfig } from '../models/config.js';
+import { segmenterSpec } from '../models/segmenter.js';
+import { initSegmenterWeights } from '../models/init.js';
+import { initPolicyNet } from '../models/policynet.js';
+import { TrainStep } from '../train/step.js';
+import { initState, SGD_DEFAULTS } from '../train/optim.js';
+import { createRng } from '../util/rng.js';
+import type { HostTensor } from '../io/tensor.js';
+
+/** Options of the training-step benchmark. */
+export interface TrainBenchOptions {
+  backbone: string;
+  decoder: 'mask_transformer' | 'linear';
+  imageSize: number;
+  classes: number;
+  batch: number;
+  warmup: number;
+  steps: number;
+  numShared: number;
+  /** Decoder dropout and encoder drop-path as the official recipe (0.1 / 0.1); 0 to match a plain model. */
+  stochastic: boolean;
+  threads?: number;
+  /** Called every `every` steps with (step, rss MB) for the memory-flatness check. */
+  onRss?: (step: number, rssMb: number) => void;
+  every?: number;
+}
+
+/** Result of the training-step benchmark. */
+export interface TrainBenchResult {
+  framework: string;
+  ms_per_step_median: number;
+  ms_per_step_min: number;
+  ms_per_step_max: number;
+  peak_rss_mb: number;
+  compile_seconds: number;
+  rss_first_mb?: number;
+  rss_last_mb?: number;
+  last_loss: number;
+}
+
+/** Times `steps` training steps after `warmup` ones. */
+export async function benchTrainStep(o: TrainBenchOptions): Promise<TrainBenchResult> {
+  const size = o.imageSize, b = o.batch;
+  const config = createSegmenterConfig(o.backbone, { n_cls: o.classes, image_size: size, decoder: o.decoder });
+  const cts = o.numShared > 0 ? { policy: 'policy_net' as const, numShared: o.numShared } : { policy: 'no_sharing' as const, numShared: 0 };
+  const t0 = Date.now();
+  const step = await TrainStep.create({
+    config, batch: b, crop: [size, size], optimizer: SGD_DEFAULTS, cts,
+    dropPath: o.stochastic ? 0.1 : 0, decoderDropout: o.stochastic ? 0.1 : 0, ...(o.threads ? { threads: o.threads } : {}),
+  });
+  const compile = (Date.now() - t0) / 1000;
+  let params: Map<string, HostTensor> = initSegmenterWeights(segmenterSpec(config), 0);
+  let state: Map<string, HostTensor> = initState(SGD_DEFAULTS, step.spec);
+  const policy = o.numShared > 0 ? new Map([...initPolicyNet(0)].map(([k, v]) => [`policy_net.${k}`, v])) : undefined;
+  const r = createRng(1);
+  const images = Float32Array.from({ length: b * 3 * size * size }, () => r.uniform() * 2 - 1);
+  const labels = Uint8Array.from({ length: b * size * size }, () => Math.floor(r.uniform() * o.classes));
+  const dropPath = new Float32Array(2 * config.n_layers * b).fill(1);
+  const times: number[] = [];
+  let loss = NaN, first: number | undefined, last: number | undefined;
+  for (let i = 0; i < o.warmup + o.steps; i++) {
+    const ts = performance.now();
+    const out = await step.run({ params, state, ...(policy ? { policy } : {}), images, labels, lr: 1e-3, t: i + 1, seed: i, dropPath });
+    if (i >= o.warmup) times.push(performance.now() - ts);
+    params = out.params;
+    state = out.state;
+    loss = out.loss;
+    if (o.every && (i + 1) % o.every === 0) {
+      const rss = process.memoryUsage().rss / 2 ** 20;
+      first ??= rss;
+      last = rss;
+      o.onRss?.(i + 1, rss);
+    }
+  }
+  await step.release();
+  times.sort((a, c) => a - c);
+  return {
+    framework: 'cts-seg (onnxruntime-node)', ms_per_step_median: times[Math.floor(times.length / 2)]!, ms_per_step_min: times[0]!,
+    ms_per_step_max: times[times.length - 1]!, peak_rss_mb: process.resourceUsage().maxRSS / 1024, compile_seconds: compile,
+    ...(first !== undefined ? { rss_first_mb: first, rss_last_mb: last! } : {}), last_loss: loss,
+  };
+}
+
+/** Runs bench/pytorch_train_step.py with the same shapes (separate process, so its memory is its own). */
+export function benchTrainPytorch(o: TrainBenchOptions, python = '/usr/bin/python3'): Promise<Record<string, unknown>> {
+  const script = fileURLToPath(new URL('../../../bench/pytorch_train_step.py', import.meta.url));
+  if (!existsSync(script)) return Promise.resolve({ skipped: `${script} not found` });
+  const args = [script, '--backbone', o.backbone, '--decoder', o.decoder, '--image-size', String(o.imageSize), '--classes', String(o.classes),
+    '--batch', String(o.batch), '--warmup', String(o.warmup), '--steps', String(o.steps), ...(o.threads ? ['--threads', String(o.threads)] : [])];
+  return new Promise((resolve) => {
+    execFile(existsSync(python) ? python : 'python3', args, { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) return resolve({ skipped: `PyTorch run failed: ${(stderr || err.message).split('\n').filter(Boolean).slice(-1)[0]}` });
+      try {
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown>);
+      } catch {
+        resolve({ skipped: `unexpected PyTorch output: ${stdout.slice(0, 200)}` });
+      }
+    });
+  });
+}

@@ -1,0 +1,195 @@
+// `cts-seg bench`: throughput with the paper's protocol (spec §9), GMACs from the graph, a budget
+// sweep, and a same-run comparison with PyTorch.
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { CtsError } from '../io/errors.js';
+import {
+  BENCH_PROVIDERS, budgetForReduction, parseImageSize, parseReduction, runBench, sweepBudgets, SWEEP_REDUCTIONS,
+  type BenchOptions, type BenchProgress,
+} from '../bench/bench.js';
+import { findTorchPython, PytorchServer, type PytorchArgs } from '../bench/pytorch.js';
+import { physicalCores } from '../bench/machine.js';
+import { createSegmenterConfig } from '../models/config.js';
+import { loadCheckpoint } from '../models/checkpoint.js';
+import { formatResult, formatSweep, type ComparedResult } from '../bench/report.js';
+import type { Provider } from '../runtime/session.js';
+import { action, nonNegInt, posInt } from './util.js';
+
+interface BenchOpts {
+  backbone?: string;
+  decoder?: string;
+  imageSize?: string;
+  classes?: number;
+  numShared?: number;
+  reduction?: string;
+  batch: number;
+  warmup: number;
+  iters: number;
+  provider: string;
+  threads?: number;
+  policyWidth?: string;
+  checkpoint?: string;
+  image?: string;
+  json?: boolean;
+  sweep?: boolean;
+  sequential?: boolean;
+  comparePytorch?: boolean;
+  python?: string;
+}
+
+/** Registers the `bench` command. */
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('throughput benchmark (paper protocol: one image repeated to the batch at the crop size, forward only, policy net included and timed alone, warm-up, timed iterations); prints images/s, ms per batch, tokens and GMACs per image')
+    .option('--backbone <name>', 'vit-ti, vit-s, vit-b or vit-l (default vit-s; not with --checkpoint)')
+    .option('--decoder <name>', 'mask_transformer or linear (default mask_transformer; not with --checkpoint)')
+    .option('--image-size <N|HxW>', 'crop size in pixels, a multiple of 32 with sharing (default 512, or the checkpoint\'s crop)')
+    .option('--classes <K>', 'number of classes (default 150; not with --checkpoint)', posInt('--classes'))
+    .option('--num-shared <S>', 'shared superpatches per image (default 0: no sharing); the policy network runs inside the timed forward', nonNegInt('--num-shared'))
+    .option('--reduction <r>', 'token reduction instead of --num-shared, as 0.3 or 30% (the paper\'s S where it has one: 103 at 512, 336 for 44% at 768)')
+    .option('--batch <B>', 'images per forward (the paper: 32)', posInt('--batch'), 32)
+    .option('--warmup <N>', 'untimed warm-up iterations', nonNegInt('--warmup'), 50)
+    .option('--iters <N>', 'timed iterations', posInt('--iters'), 100)
+    .option('--provider <name>', 'execution provider: cpu or webgpu (no fallback: an unavailable provider is an error)', 'cpu')
+    .option('--threads <N>', 'intra-op threads (default: the physical core count); PyTorch gets the same', posInt('--threads'))
+    .option('--policy-width <w>', 'width multiplier of the EfficientNet-Lite0 policy network (default 1, the paper\'s; e.g. 0.5 for a lighter one)')
+    .option('--checkpoint <file>', 'time this model (.safetensors checkpoint) instead of random weights')
+    .option('--image <file>', 'image to repeat over the batch, resized to the crop (default: a synthetic image)')
+    .option('--sweep', `time the ${SWEEP_REDUCTIONS.map((r) => `${r * 100}%`).join('/')} token budgets in one run (iterations interleaved round-robin) and print a table`)
+    .option('--sequential', 'with --sweep: one budget after the other instead of interleaved (one session in memory at a time)')
+    .option('--compare-pytorch', 'also time the same model in PyTorch (bench/pytorch_segmenter.py, same protocol and threads) and print the ratio and peak RSS of each')
+    .option('--python <path>', 'Python interpreter for --compare-pytorch (default: $CTS_PYTHON, python3 or /usr/bin/python3, whichever imports torch)')
+    .option('--json', 'print one JSON object (images_per_second, ms_per_batch, gmacs, machine...; a sweep gives {"sweep": [...]})')
+    .action(action(runBenchCommand));
+}
+
+/** The PyTorch models' settings: the same model, crop, budgets, batch and threads as cts-seg's run. */
+async function pytorchArgs(bo: BenchOptions, budgets: number[], threads: number): Promise<PytorchArgs> {
+  if (bo.checkpoint) {
+    const ck = await loadCheckpoint(bo.checkpoint);
+    return {
+      backbone: ck.config.backbone, decoder: ck.config.decoder, classes: ck.config.n_cls, imageSize: bo.imageSize ?? ck.cropSize,
+      budgets, policyWidth: bo.policyWidth ?? ck.cts.policyWidth ?? 1, batch: bo.batch ?? 32, threads,
+    };
+  }
+  const cfg = createSegmenterConfig(bo.backbone ?? 'vit-s', { n_cls: bo.classes ?? 150 });
+  return {
+    backbone: cfg.backbone, decoder: bo.decoder ?? 'mask_transformer', classes: cfg.n_cls, imageSize: bo.imageSize ?? [512, 512],
+    budgets, policyWidth: bo.policyWidth ?? 1, batch: bo.batch ?? 32, threads,
+  };
+}
+
+function parseProvider(v: string): Provider {
+  if (!(BENCH_PROVIDERS as readonly string[]).includes(v)) throw new CtsError(`unknown provider '${v}': expected ${BENCH_PROVIDERS.join(' or ')}`);
+  return v as Provider;
+}
+
+function parseWidth(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const w = Number(v);
+  if (!(w > 0 && w <= 4)) throw new CtsError(`--policy-width must be a number in (0, 4], got '${v}'`);
+  return w;
+}
+
+/** Progress on stderr: a bar on a TTY, else a line per phase and every 10 iterations. */
+function progress(): { on: (e: BenchProgress) => void; stop: () => void; log: (l: string) => void } {
+  const tty = process.stderr.isTTY === true && !process.env.CI;
+  let bar: cliProgress.SingleBar | undefined;
+  let key = '';
+  const stop = () => {
+    bar?.stop();
+    bar = undefined;
+  };
+  return {
+    on(e) {
+      const k = `${e.phase} ${e.label}`;
+      if (tty) {
+        if (k !== key) {
+          stop();
+          key = k;
+          bar = new cliProgress.SingleBar({ stream: process.stderr, format: `${e.phase.padEnd(7)} [{bar}] {value}/{total} ${e.label}`, hideCursor: true }, cliProgress.Presets.shades_classic);
+          bar.start(e.total, e.done);
+        } else bar?.update(e.done);
+        if (e.done === e.total && e.phase !== 'compile') stop();
+      } else if (k !== key || e.done === e.total || e.done % 10 === 0) {
+        key = k;
+        if (e.phase !== 'compile' || e.done === 0) process.stderr.write(`bench: ${e.phase} ${e.label} ${e.phase === 'compile' ? '' : `${e.done}/${e.total}`}\n`);
+      }
+    },
+    stop,
+    log(l) {
+      stop();
+      process.stderr.write(`${l}\n`);
+    },
+  };
+}
+
+async function runBenchCommand(o: BenchOpts): Promise<void> {
+  const provider = parseProvider(o.provider);
+  if (o.decoder !== undefined && o.decoder !== 'mask_transformer' && o.decoder !== 'linear') {
+    throw new CtsError(`--decoder must be mask_transformer or linear, got '${o.decoder}'`);
+  }
+  if (o.numShared !== undefined && o.reduction !== undefined) throw new CtsError('give --num-shared or --reduction, not both');
+  if (o.sweep && (o.numShared !== undefined || o.reduction !== undefined)) throw new CtsError('--sweep times its own budgets; leave out --num-shared and --reduction');
+  const size = o.imageSize !== undefined ? parseImageSize(o.imageSize) : undefined;
+  const patch = 16;
+  // with a checkpoint the crop (and so the budgets) are known only after loading; presets use 512
+  const [h, w] = size ?? [512, 512];
+  let budgets: number[];
+  if (o.sweep) budgets = sweepBudgets(h, w, patch);
+  else if (o.reduction !== undefined) budgets = [budgetForReduction(h, w, patch, parseReduction(o.reduction))];
+  else budgets = [o.numShared ?? 0];
+  if (o.checkpoint && !size && (o.sweep || o.reduction !== undefined)) {
+    throw new CtsError('with --checkpoint, --sweep and --reduction need --image-size (the budgets depend on the crop)');
+  }
+  const pg = progress();
+  const bo: BenchOptions = {
+    ...(o.backbone !== undefined ? { backbone: o.backbone } : {}),
+    ...(o.decoder !== undefined ? { decoder: o.decoder as 'mask_transformer' | 'linear' } : {}),
+    ...(size ? { imageSize: size } : {}),
+    ...(o.classes !== undefined ? { classes: o.classes } : {}),
+    numShared: budgets,
+    batch: o.batch,
+    warmup: o.warmup,
+    iters: o.iters,
+    provider,
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.policyWidth !== undefined ? { policyWidth: parseWidth(o.policyWidth)! } : {}),
+    ...(o.checkpoint !== undefined ? { checkpoint: o.checkpoint } : {}),
+    ...(o.image !== undefined ? { image: o.image } : {}),
+    ...(o.sequential ? { sequential: true } : {}),
+    onProgress: pg.on,
+  };
+  // find PyTorch first: a missing torch is reported before minutes of timing, not after
+  const torch = o.comparePytorch ? findTorchPython(o.python) : undefined;
+  if (o.python && torch?.reason) throw new CtsError(`--python ${o.python} cannot import torch`);
+  if (torch?.reason) pg.log(`bench: PyTorch comparison skipped: ${torch.reason}`);
+  let server: PytorchServer | undefined;
+  let results: ComparedResult[];
+  try {
+    if (torch?.python) {
+      const threads = bo.threads ?? physicalCores();
+      bo.threads = threads;
+      pg.log('bench: starting the PyTorch model(s) (bench/pytorch_segmenter.py --serve)');
+      server = await PytorchServer.start(torch.python, await pytorchArgs(bo, budgets, threads));
+      if (/\/blas\/libblas\.so/.test(server.info.blas)) pg.log(`bench: warning: PyTorch runs on the reference BLAS (${server.info.blas}), ~15x slower than OpenBLAS; install libopenblas0-openmp for a fair comparison`);
+      bo.companion = server;
+    }
+    results = await runBench(bo);
+    const info = server ? await server.close() : undefined;
+    for (const r of results) {
+      if (torch?.reason) r.pytorch = { skipped: torch.reason };
+      const companion = r.companion;
+      if (!info || !companion) continue;
+      delete r.companion;
+      r.pytorch = { ...info, ...companion };
+      r.speedup_vs_pytorch = Math.round((r.images_per_second / companion.images_per_second) * 100) / 100;
+    }
+  } finally {
+    server?.kill();
+    pg.stop();
+  }
+  if (o.json) process.stdout.write(`${JSON.stringify(o.sweep ? { sweep: results } : results[0])}\n`);
+  else process.stdout.write(`${o.sweep ? formatSweep(results) : formatResult(results[0]!)}\n`);
+}

@@ -1,0 +1,108 @@
+// `cts-seg eval`: mIoU of a checkpoint on a dataset split with the official protocol (sliding
+// window at the checkpoint's crop, optional multi-scale + flip, dataset-accumulated confusion).
+import type { Command } from 'commander';
+import { CtsError } from '../io/errors.js';
+import { loadCheckpoint, type PolicyMethod } from '../models/checkpoint.js';
+import { openDataset } from '../data/datasets.js';
+import { createPredictor, evalViews, evaluateDataset } from '../eval/evaluate.js';
+import { createProgress, reportMarkdown, writeReport } from '../eval/report.js';
+import { action, nonNegInt, posInt } from './util.js';
+
+/** Options of `eval` as commander parses them. */
+interface EvalOpts {
+  checkpoint: string;
+  dataset: string;
+  dataRoot: string;
+  split: string;
+  multiscale?: boolean;
+  windowStride?: number;
+  windowBatch: number;
+  limit?: number;
+  policy?: string;
+  numShared?: number;
+  seed: number;
+  out?: string;
+  provider: string;
+}
+
+/** The policy names the CLI accepts. */
+export const POLICIES: readonly PolicyMethod[] = ['no_sharing', 'policy_net', 'oracle', 'random'];
+
+/** Validates a --policy value. */
+export function parsePolicy(v: string | undefined): PolicyMethod | undefined {
+  if (v === undefined) return undefined;
+  if (!(POLICIES as readonly string[]).includes(v)) throw new CtsError(`--policy must be one of ${POLICIES.join(', ')}, got '${v}'`);
+  return v as PolicyMethod;
+}
+
+/** Validates a --provider value. */
+export function parseProvider(v: string): 'cpu' | 'webgpu' {
+  if (v !== 'cpu' && v !== 'webgpu') throw new CtsError(`--provider must be cpu or webgpu, got '${v}'`);
+  return v;
+}
+
+/** Registers the `eval` command. */
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description('evaluate a checkpoint on a dataset split (mIoU, mAcc, aAcc) with the official sliding-window protocol; writes metrics.json and metrics.md')
+    .requiredOption('--checkpoint <file>', 'model checkpoint (.safetensors from cts-seg train/init, or an official-named state dict)')
+    .requiredOption('--dataset <name>', 'dataset: ade20k, pcontext, cityscapes, camvid or folder')
+    .requiredOption('--data-root <dir>', 'dataset folder (as prepared by `cts-seg prepare`, or the CamVid/folder dataset directory)')
+    .option('--split <name>', 'split to evaluate', 'val')
+    .option('--multiscale', 'multi-scale + flip: ratios 0.5-1.75 of the dataset scale, each with and without horizontal flip (12 views, softmax-averaged)')
+    .option('--window-stride <n>', 'sliding-window stride in pixels (default: the dataset protocol\'s stride, at most the window)', posInt('--window-stride'))
+    .option('--window-batch <n>', 'windows per model call', posInt('--window-batch'), 4)
+    .option('--limit <n>', 'evaluate only the first N images of the split (sorted by id)', posInt('--limit'))
+    .option('--policy <name>', 'token-sharing policy: no_sharing, policy_net, oracle (ground-truth uniform superpatches) or random (default: the checkpoint\'s)')
+    .option('--num-shared <S>', 'shared superpatches per window (default: the checkpoint\'s)', nonNegInt('--num-shared'))
+    .option('--seed <n>', 'seed of the random policy', nonNegInt('--seed'), 0)
+    .option('--out <dir>', 'output directory for metrics.json and metrics.md (default: runs/eval-<dataset>-<split>)')
+    .option('--provider <name>', 'execution provider: cpu or webgpu (falls back to cpu with a message)', 'cpu')
+    .action(action(runEval));
+}
+
+async function runEval(o: EvalOpts): Promise<void> {
+  const provider = parseProvider(o.provider);
+  const policy = parsePolicy(o.policy);
+  const ckpt = await loadCheckpoint(o.checkpoint);
+  const ds = await openDataset(o.dataset, o.dataRoot, o.split);
+  const K = ds.info.classes.length;
+  if (ckpt.config.n_cls !== K) {
+    throw new CtsError(`${o.checkpoint} predicts ${ckpt.config.n_cls} classes but dataset ${o.dataset} has ${K}; evaluate it on a dataset with the same classes`);
+  }
+  const window = ckpt.cropSize;
+  const maxStride = Math.min(window[0], window[1]);
+  if (o.windowStride !== undefined && o.windowStride > maxStride) {
+    throw new CtsError(`--window-stride ${o.windowStride} exceeds the ${window.join('x')} window of ${o.checkpoint}; use at most ${maxStride}`);
+  }
+  const stride = o.windowStride ?? Math.min(ds.info.eval.windowStride, maxStride);
+  const predictor = await createPredictor(ckpt, { ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}), windowBatch: o.windowBatch, provider });
+  const n = Math.min(ds.samples.length, o.limit ?? Infinity);
+  const progress = createProgress(n, 'eval');
+  let res;
+  try {
+    res = await evaluateDataset(predictor, ckpt, ds, {
+      stride, multiscale: !!o.multiscale, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}),
+      onImage: (_d, _t, id) => progress.tick(id),
+    });
+  } finally {
+    progress.stop();
+    await predictor.release();
+  }
+  const b = predictor.budget;
+  const report = {
+    checkpoint: o.checkpoint, dataset: o.dataset, split: o.split, images: res.images, classes: ckpt.classes,
+    metrics: res.confusion.metrics(), confusion: res.confusion.counts,
+    protocol: {
+      window, stride, multiscale: !!o.multiscale, views: evalViews(1, 1, {}, !!o.multiscale).length,
+      ...(ds.info.eval.resizeShort ? { resizeShort: ds.info.eval.resizeShort } : {}),
+      ...(ds.info.eval.maxLong ? { maxLong: ds.info.eval.maxLong } : {}),
+    },
+    policy: predictor.policy, numShared: b.numShared, tokensPerWindow: b.numTokens, tokensNoSharing: b.gh * b.gw,
+    windows: res.windows, seconds: res.seconds, provider: predictor.provider, windowBatch: o.windowBatch,
+  };
+  const out = o.out ?? `runs/eval-${o.dataset}-${o.split}`;
+  await writeReport(out, report);
+  process.stdout.write(`${reportMarkdown(report)}\nwrote metrics.json and metrics.md to ${out}\n`);
+}

@@ -1,0 +1,106 @@
+// `cts-seg info`: what a model is before running it: configuration, parameter counts, the token
+// budgets at its crop and the GMACs of each (counted on the graph, spec §9.3 convention).
+import type { Command } from 'commander';
+import { CtsError } from '../io/errors.js';
+import { createSegmenterConfig, type SegmenterConfig } from '../models/config.js';
+import { loadCheckpoint } from '../models/checkpoint.js';
+import { segmenterSpec } from '../models/segmenter.js';
+import { policyNetParamCount } from '../models/policynet.js';
+import { tokenBudget } from '../cts/budget.js';
+import { parseImageSize, sweepBudgets } from '../bench/bench.js';
+import { segmenterMacs } from '../bench/macs.js';
+import { action, nonNegInt, posInt } from './util.js';
+
+interface InfoOpts {
+  backbone?: string;
+  decoder?: string;
+  imageSize?: string;
+  classes?: number;
+  checkpoint?: string;
+  policyWidth?: string;
+  numShared?: number;
+  json?: boolean;
+}
+
+/** Registers the `info` command. */
+export function registerInfo(program: Command): void {
+  program
+    .command('info')
+    .description('describe a model: configuration, parameter counts, token budgets at its crop and GMACs per image for each (no weights are needed for a preset)')
+    .option('--backbone <name>', 'vit-ti, vit-s, vit-b or vit-l (default vit-s; not with --checkpoint)')
+    .option('--decoder <name>', 'mask_transformer or linear (default mask_transformer)')
+    .option('--image-size <N|HxW>', 'crop size (default 512, or the checkpoint\'s crop)')
+    .option('--classes <K>', 'number of classes (default 150)', posInt('--classes'))
+    .option('--checkpoint <file>', 'describe this checkpoint (.safetensors) instead of a preset')
+    .option('--policy-width <w>', 'policy network width multiplier (default 1, or the checkpoint\'s)')
+    .option('--num-shared <S>', 'also list this budget (besides the 0/15/30/44% ones)', nonNegInt('--num-shared'))
+    .option('--json', 'print one JSON object')
+    .action(action(runInfo));
+}
+
+const count = (spec: Map<string, { shape: number[] }>, prefix: string) =>
+  [...spec].filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v.shape.reduce((x, y) => x * y, 1), 0);
+
+async function runInfo(o: InfoOpts): Promise<void> {
+  let config: SegmenterConfig;
+  let size: [number, number];
+  let policyWidth = o.policyWidth !== undefined ? Number(o.policyWidth) : undefined;
+  if (policyWidth !== undefined && !(policyWidth > 0 && policyWidth <= 4)) throw new CtsError(`--policy-width must be a number in (0, 4], got '${o.policyWidth}'`);
+  let source: string;
+  if (o.checkpoint) {
+    for (const [flag, v] of [['--backbone', o.backbone], ['--decoder', o.decoder], ['--classes', o.classes]] as const) {
+      if (v !== undefined) throw new CtsError(`${flag} comes from the checkpoint ${o.checkpoint}; leave it out`);
+    }
+    const ck = await loadCheckpoint(o.checkpoint);
+    config = ck.config;
+    size = o.imageSize ? parseImageSize(o.imageSize) : ck.cropSize;
+    policyWidth ??= ck.cts.policyWidth;
+    source = `checkpoint ${o.checkpoint} (policy ${ck.cts.policy}, num_shared ${ck.cts.numShared}${ck.dataset ? `, dataset ${ck.dataset}` : ''})`;
+  } else {
+    if (o.decoder !== undefined && o.decoder !== 'mask_transformer' && o.decoder !== 'linear') throw new CtsError(`--decoder must be mask_transformer or linear, got '${o.decoder}'`);
+    size = o.imageSize ? parseImageSize(o.imageSize) : [512, 512];
+    config = createSegmenterConfig(o.backbone ?? 'vit-s', {
+      n_cls: o.classes ?? 150,
+      decoder: o.decoder ?? 'mask_transformer',
+      pos_grid: [Math.ceil(size[0] / 16), Math.ceil(size[1] / 16)],
+    });
+    source = 'preset';
+  }
+  const spec = segmenterSpec(config);
+  const params = { encoder: count(spec, 'encoder.'), decoder: count(spec, 'decoder.'), policy_net: policyNetParamCount(policyWidth !== undefined ? { width: policyWidth } : {}) };
+  const shareable = size[0] % (2 * config.patch_size) === 0 && size[1] % (2 * config.patch_size) === 0;
+  const list = shareable ? sweepBudgets(size[0], size[1], config.patch_size) : [0];
+  if (o.numShared !== undefined && !list.includes(o.numShared)) list.push(o.numShared);
+  const budgets = list.sort((a, b) => a - b).map((S) => {
+    const b = S > 0 ? tokenBudget(size[0], size[1], config.patch_size, S) : undefined;
+    const m = segmenterMacs(config, { size, numShared: S, ...(policyWidth !== undefined ? { policyWidth } : {}) });
+    const g = (v: number) => Math.round(v / 1e7) / 100;
+    return {
+      num_shared: S,
+      num_not_shared: b?.numNotShared ?? m.tokens,
+      tokens_per_image: m.tokens,
+      reduction: b ? Math.round(b.reduction * 10000) / 10000 : 0,
+      gmacs: { total: g(m.total), encoder: g(m.encoder), decoder: g(m.decoder), policy: g(m.policy), upsample: g(m.upsample) },
+    };
+  });
+  const info = { source, config, image_size: size, policy_width: policyWidth ?? 1, parameters: params, budgets };
+  if (o.json) return void process.stdout.write(`${JSON.stringify(info)}\n`);
+  const M = (n: number) => `${(n / 1e6).toFixed(2)} M`;
+  const c = config;
+  const lines = [
+    `model       ${c.backbone} (${source})`,
+    `encoder     D ${c.d_model}, ${c.n_layers} layers, ${c.n_heads} heads, MLP ${c.d_ff}, patch ${c.patch_size}, pos grid ${c.pos_grid.join('x')}`,
+    `decoder     ${c.decoder}${c.decoder === 'mask_transformer' ? `, ${c.decoder_n_layers} layers, ${c.decoder_n_heads} heads, MLP ${c.decoder_d_ff}` : ''}, ${c.n_cls} classes`,
+    `parameters  encoder ${M(params.encoder)}, decoder ${M(params.decoder)}, policy net ${M(params.policy_net)} (width ${policyWidth ?? 1})`,
+    `crop        ${size[0]}x${size[1]}: ${size[0] / c.patch_size}x${size[1] / c.patch_size} patches${shareable ? `, ${(size[0] / 32) * (size[1] / 32)} superpatches` : ' (not a multiple of 32: no sharing)'}`,
+    '',
+    'shared  not shared  tokens  reduction  GMAC total  encoder  decoder  policy  upsample',
+    ...budgets.map((b) =>
+      [String(b.num_shared).padStart(6), String(b.num_not_shared).padStart(10), String(b.tokens_per_image).padStart(6), `${(100 * b.reduction).toFixed(1)}%`.padStart(9),
+        b.gmacs.total.toFixed(2).padStart(10), b.gmacs.encoder.toFixed(2).padStart(7), b.gmacs.decoder.toFixed(2).padStart(7), b.gmacs.policy.toFixed(2).padStart(6),
+        b.gmacs.upsample.toFixed(2).padStart(8)].join('  ')),
+    '',
+    'GMAC: multiply-adds of MatMul/Gemm/Conv plus 4 per output element of bilinear resizes (fvcore\'s convention, spec §9.3); the policy network runs only when tokens are shared.',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

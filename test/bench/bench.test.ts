@@ -1,0 +1,129 @@
+// `cts-seg bench` and `cts-seg info` as a user runs them, on a tiny model (ViT-Ti at 64x64, 3
+// classes, batch 2, warm-up 1, 2 timed iterations): the JSON report's shape and consistency, the
+// sweep, and one-line errors for impossible budgets and unknown or unavailable providers.
+// Speed itself is measured by the bench command, never asserted here.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { timeStats } from '../../src/bench/machine.js';
+import { budgetForReduction, parseImageSize, parseReduction, sweepBudgets } from '../../src/bench/bench.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const TINY = ['--backbone', 'vit-ti', '--image-size', '64', '--classes', '3', '--batch', '2', '--warmup', '1', '--iters', '2'];
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24, env: { ...process.env, CI: '1' } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Asserts a one-line `cts-seg: error:` message matching `re`, exit 1, no stack trace. */
+function assertCleanError(r: { code: number; stdout: string; stderr: string }, re: RegExp): void {
+  assert.equal(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('cts-seg: error:'));
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, re);
+  // (Dawn's own native warning about a missing Vulkan loader may precede it: not ours to silence)
+  assert.doesNotMatch(r.stderr, /\s+at .*(file:\/\/|node:internal)/, 'no JavaScript stack trace');
+}
+
+test('bench --json reports throughput, timing spread, tokens, GMACs and the machine for a shared budget', async () => {
+  const r = await run(['bench', ...TINY, '--num-shared', '1', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as Record<string, any>;
+  assert.equal(j.batch, 2);
+  assert.equal(j.warmup, 1);
+  assert.equal(j.iters, 2);
+  assert.deepEqual(j.image_size, [64, 64]);
+  assert.equal(j.classes, 3);
+  assert.equal(j.backbone, 'vit_tiny_patch16_384');
+  // 16 patches, 1 of 4 superpatches shared: 12 + 1 tokens
+  assert.equal(j.num_shared, 1);
+  assert.equal(j.num_not_shared, 12);
+  assert.equal(j.tokens_per_image, 13);
+  assert.equal(j.reduction, 0.1875);
+  assert.ok(j.images_per_second > 0 && Number.isFinite(j.images_per_second));
+  for (const k of ['mean', 'median', 'p10', 'p90', 'min', 'max']) assert.ok(j.ms_per_batch[k] > 0, k);
+  assert.ok(j.ms_per_batch.p10 <= j.ms_per_batch.median && j.ms_per_batch.median <= j.ms_per_batch.p90);
+  // images/s is the batch over the mean time, as the paper's Im/sec
+  assert.ok(Math.abs(j.images_per_second - 2000 / j.ms_per_batch.mean) / j.images_per_second < 0.01);
+  assert.ok(j.policy_net.ms_per_batch.median > 0);
+  assert.ok(j.policy_net.share_of_forward > 0);
+  assert.equal(j.policy_width, 1);
+  assert.ok(j.gmacs.policy > 0 && j.gmacs.encoder > 0 && j.gmacs.decoder > 0);
+  assert.ok(Math.abs(j.gmacs.total - (j.gmacs.policy + j.gmacs.encoder + j.gmacs.decoder + j.gmacs.upsample)) < 0.02);
+  assert.equal(j.provider, 'cpu');
+  assert.ok(Number.isInteger(j.threads) && j.threads >= 1);
+  for (const k of ['cpu_model', 'node_version', 'ort_version']) assert.equal(typeof j.machine[k], 'string', k);
+  assert.ok(j.machine.cores >= 1);
+  assert.ok(j.peak_rss_mb > 0);
+});
+
+test('bench --sweep times 0/15/30/44% budgets in one run and prints a table (and JSON)', async () => {
+  const r = await run(['bench', ...TINY, '--sweep', '--json', '--policy-width', '0.5']);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { sweep: Record<string, any>[] };
+  // at 64x64 (4 superpatches) 30% and 44% both round to S=2
+  assert.deepEqual(j.sweep.map((x) => x.num_shared), [0, 1, 2]);
+  assert.deepEqual(j.sweep.map((x) => x.tokens_per_image), [16, 13, 10]);
+  assert.equal(j.sweep[0]!.policy_net, null);
+  assert.equal(j.sweep[0]!.gmacs.policy, 0);
+  assert.equal(j.sweep[2]!.policy_width, 0.5);
+  const t = await run(['bench', ...TINY, '--sweep', '--sequential']);
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stdout, /reduction\s+shared\s+tokens\s+GMAC\s+images\/s/);
+  assert.equal(t.stdout.trim().split('\n').filter((l) => /^\s+\d+\.\d%\s+\d+\s+\d+/.test(l)).length, 3);
+});
+
+test('impossible budgets and bad options are one-line errors, not crashes', async () => {
+  assertCleanError(await run(['bench', ...TINY, '--num-shared', '5']), /num_shared 5 is impossible: .*S = 0\.\.4/);
+  assertCleanError(await run(['bench', ...TINY, '--reduction', '0.9']), /reduction '0\.9' is impossible/);
+  assertCleanError(await run(['bench', ...TINY, '--image-size', '80', '--num-shared', '1']), /multiple of 32/);
+  assertCleanError(await run(['bench', ...TINY, '--num-shared', '1', '--reduction', '0.3']), /--num-shared or --reduction, not both/);
+  assertCleanError(await run(['bench', ...TINY, '--backbone', 'vit-xxl']), /unknown backbone 'vit-xxl'/);
+  assertCleanError(await run(['bench', ...TINY, '--compare-pytorch', '--python', '/bin/false']), /--python \/bin\/false cannot import torch/);
+});
+
+test('an unknown provider is an error; webgpu either runs on webgpu or says it is unavailable', async () => {
+  assertCleanError(await run(['bench', ...TINY, '--provider', 'cuda']), /unknown provider 'cuda': expected cpu or webgpu/);
+  const r = await run(['bench', ...TINY, '--provider', 'webgpu', '--json']);
+  if (r.code === 0) assert.equal((JSON.parse(r.stdout) as { provider: string }).provider, 'webgpu');
+  else assertCleanError(r, /the webgpu execution provider is not available here/);
+});
+
+test('info prints parameter counts, token budgets and GMACs; --json carries the same', async () => {
+  const r = await run(['info', '--backbone', 'vit-s', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as Record<string, any>;
+  assert.deepEqual(j.budgets.map((b: { num_shared: number }) => b.num_shared), [0, 51, 103, 150]);
+  assert.equal(j.budgets[2].tokens_per_image, 715);
+  assert.ok(Math.abs(j.budgets[0].gmacs.total - 38.6) / 38.6 < 0.01);
+  // blocks 12 x (12 D^2 + 13 D), cls D, pos (1 + 1024) D, patch embedding 768 D + D, final norm 2 D
+  const D = 384;
+  assert.equal(j.parameters.encoder, 12 * (12 * D * D + 13 * D) + D + 1025 * D + 769 * D + 2 * D);
+  assert.ok(j.parameters.policy_net > 2.5e6 && j.parameters.policy_net < 3.5e6);
+  const t = await run(['info', '--backbone', 'vit-s', '--image-size', '768', '--classes', '19', '--num-shared', '336']);
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stdout, /336\s+960\s+1296\s+43\.8%\s+55\.9\d/);
+  assertCleanError(await run(['info', '--backbone', 'vit-s', '--num-shared', '300']), /num_shared 300 is impossible/);
+});
+
+test('size, reduction and budget helpers', () => {
+  assert.deepEqual(parseImageSize('512'), [512, 512]);
+  assert.deepEqual(parseImageSize('512x1024'), [512, 1024]);
+  assert.throws(() => parseImageSize('big'), /N or HxW/);
+  assert.equal(parseReduction('0.3'), 0.3);
+  assert.equal(parseReduction('30%'), 0.3);
+  assert.equal(parseReduction('44'), 0.44);
+  // the paper's budgets where it has one, round(r * Nb / 3) elsewhere
+  assert.equal(budgetForReduction(512, 512, 16, 0.3), 103);
+  assert.equal(budgetForReduction(768, 768, 16, 0.44), 336);
+  assert.equal(budgetForReduction(480, 480, 16, 0.3), 90);
+  assert.equal(budgetForReduction(352, 352, 16, 0.3), 48);
+  assert.deepEqual(sweepBudgets(768, 768), [0, 115, 230, 336]);
+  const s = timeStats([4, 1, 3, 2, 5]);
+  assert.deepEqual([s.median, s.mean, s.min, s.max, s.p10, s.p90], [3, 3, 1, 5, 1.4, 4.6]);
+});
