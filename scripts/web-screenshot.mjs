@@ -17,7 +17,7 @@ const server = await preview({ configFile: 'web/vite.config.ts', preview: { host
 const profile = await mkdtemp(join(tmpdir(), 'cts-shot-'));
 const ctx = await chromium.launchPersistentContext(profile, {
   executablePath, headless: true, viewport: { width: 1280, height: 720 }, deviceScaleFactor: 1,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
 });
 try {
   const page = await ctx.newPage();

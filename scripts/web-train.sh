@@ -4,6 +4,7 @@
 # then a 128-wide, 4-layer Segmenter with CTS (32 of 64 superpatches shared at 256x256). It is the
 # demo's recipe at a smaller width and depth so that the two exported graphs stay well under 15 MB.
 # Usage: bash scripts/web-train.sh [out-dir]   (default runs/web); then npm run web:model -- runs/web/cts/model.safetensors
+# (the shipped files came from runs/web/cts/checkpoints/step-00000300/model.safetensors, the same weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/web}

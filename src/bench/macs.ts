@@ -154,3 +154,13 @@ export function segmenterMacs(cfg: SegmenterConfig, o: SegmenterMacsOptions = {}
     byOp,
   };
 }
+
+/** MACs in GMAC, rounded to 1e5 MACs (4 decimals) so that tiny models do not print as 0. */
+export function toGmac(macs: number): number {
+  return Math.round(macs / 1e5) / 1e4;
+}
+
+/** A GMAC figure for tables: 2 decimals from 1 GMAC up, 3 significant digits below. */
+export function fmtGmac(g: number): string {
+  return g >= 1 || g === 0 ? g.toFixed(2) : g.toPrecision(3);
+}

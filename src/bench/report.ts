@@ -2,6 +2,7 @@
 // next to cts-seg's numbers when the comparison ran.
 import type { BenchResult, CompanionResult } from './bench.js';
 import type { PytorchInfo } from './pytorch.js';
+import { fmtGmac } from './macs.js';
 
 /** A cts-seg result with its optional PyTorch counterpart (same settings, same run). */
 export interface ComparedResult extends BenchResult {
@@ -11,7 +12,7 @@ export interface ComparedResult extends BenchResult {
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-const f2 = (v: number) => v.toFixed(2);
+const f2 = fmtGmac;
 
 function backboneName(b: string): string {
   const m = /^vit_(tiny|small|base|large)_patch(\d+)/.exec(b);
@@ -25,7 +26,7 @@ export function headerLines(r: BenchResult): string[] {
     `model     ${backboneName(r.backbone)} ${r.decoder}, ${r.classes} classes, ${r.image_size[0]}x${r.image_size[1]}, weights ${r.weights}`,
     `machine   ${m.cpu_model} (${m.cores} cores, ${m.logical_cpus} logical, ${m.memory_gb} GB), ${m.platform}`,
     `runtime   onnxruntime-node ${m.ort_version}, Node ${m.node_version}, provider ${r.provider}, ${r.threads} threads`,
-    `protocol  batch ${r.batch} (one image repeated), warm-up ${r.warmup}, timed ${r.iters}, images/s = batch / mean ms per batch; load average ${r.load_average[0]} -> ${r.load_average[1]}`,
+    `protocol  batch ${r.batch} (one image repeated), warm-up ${r.warmup}, timed ${r.iters}, images/s = batch / mean ms per batch; logits ${r.logits_fetched ? 'copied into JS each iteration' : 'computed in full, kept in ORT memory (per-image sum fetched)'}; load average ${r.load_average[0]} -> ${r.load_average[1]}`,
   ];
 }
 
@@ -34,7 +35,7 @@ export function formatResult(r: ComparedResult): string {
   const t = r.ms_per_batch;
   const lines = [
     ...headerLines(r),
-    `tokens    ${r.tokens_per_image} per image (${r.num_shared} of ${r.num_shared ? r.num_not_shared / 4 + r.num_shared : '-'} superpatches shared, ${pct(r.reduction)} fewer)`,
+    `tokens    ${r.tokens_per_image} per image (${r.num_shared ? `${r.num_shared} of ${r.num_not_shared / 4 + r.num_shared} superpatches shared, ${pct(r.reduction)} fewer` : 'no sharing'})`,
     `GMAC      ${f2(r.gmacs.total)} per image (encoder ${f2(r.gmacs.encoder)}, decoder ${f2(r.gmacs.decoder)}, policy ${f2(r.gmacs.policy)}, upsample ${f2(r.gmacs.upsample)}); ${r.gmacs_per_second} GMAC/s reached`,
     `speed     ${r.images_per_second} images/s (median-based ${r.images_per_second_median})`,
     `ms/batch  median ${t.median.toFixed(1)}, p10 ${t.p10.toFixed(1)}, p90 ${t.p90.toFixed(1)}, mean ${t.mean.toFixed(1)}`,

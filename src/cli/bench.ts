@@ -13,6 +13,7 @@ import { createSegmenterConfig } from '../models/config.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import { formatResult, formatSweep, type ComparedResult } from '../bench/report.js';
 import type { Provider } from '../runtime/session.js';
+import { tokenBudget } from '../cts/budget.js';
 import { action, nonNegInt, posInt } from './util.js';
 
 interface BenchOpts {
@@ -33,6 +34,7 @@ interface BenchOpts {
   json?: boolean;
   sweep?: boolean;
   sequential?: boolean;
+  fetchLogits?: boolean;
   comparePytorch?: boolean;
   python?: string;
 }
@@ -57,6 +59,7 @@ export function registerBench(program: Command): void {
     .option('--checkpoint <file>', 'time this model (.safetensors checkpoint) instead of random weights')
     .option('--image <file>', 'image to repeat over the batch, resized to the crop (default: a synthetic image)')
     .option('--sweep', `time the ${SWEEP_REDUCTIONS.map((r) => `${r * 100}%`).join('/')} token budgets in one run (iterations interleaved round-robin) and print a table`)
+    .option('--fetch-logits', 'copy the full logits [B,K,H,W] into a JS buffer every iteration, as a Predictor user gets them (default: they stay in ORT memory and a per-image sum is fetched, like PyTorch\'s model(x) output)')
     .option('--sequential', 'with --sweep: one budget after the other instead of interleaved (one session in memory at a time)')
     .option('--compare-pytorch', 'also time the same model in PyTorch (bench/pytorch_segmenter.py, same protocol and threads) and print the ratio and peak RSS of each')
     .option('--python <path>', 'Python interpreter for --compare-pytorch (default: $CTS_PYTHON, python3 or /usr/bin/python3, whichever imports torch)')
@@ -143,6 +146,8 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
   if (o.checkpoint && !size && (o.sweep || o.reduction !== undefined)) {
     throw new CtsError('with --checkpoint, --sweep and --reduction need --image-size (the budgets depend on the crop)');
   }
+  // impossible budgets fail here, before any model is built (a checkpoint's crop is checked on load)
+  if (!o.checkpoint) for (const S of budgets) if (S > 0) tokenBudget(h, w, patch, S);
   const pg = progress();
   const bo: BenchOptions = {
     ...(o.backbone !== undefined ? { backbone: o.backbone } : {}),
@@ -159,6 +164,7 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
     ...(o.checkpoint !== undefined ? { checkpoint: o.checkpoint } : {}),
     ...(o.image !== undefined ? { image: o.image } : {}),
     ...(o.sequential ? { sequential: true } : {}),
+    ...(o.fetchLogits ? { fetchLogits: true } : {}),
     onProgress: pg.on,
   };
   // find PyTorch first: a missing torch is reported before minutes of timing, not after

@@ -8,7 +8,7 @@ import { segmenterSpec } from '../models/segmenter.js';
 import { policyNetParamCount } from '../models/policynet.js';
 import { tokenBudget } from '../cts/budget.js';
 import { parseImageSize, sweepBudgets } from '../bench/bench.js';
-import { segmenterMacs } from '../bench/macs.js';
+import { fmtGmac, segmenterMacs, toGmac } from '../bench/macs.js';
 import { action, nonNegInt, posInt } from './util.js';
 
 interface InfoOpts {
@@ -74,7 +74,7 @@ async function runInfo(o: InfoOpts): Promise<void> {
   const budgets = list.sort((a, b) => a - b).map((S) => {
     const b = S > 0 ? tokenBudget(size[0], size[1], config.patch_size, S) : undefined;
     const m = segmenterMacs(config, { size, numShared: S, ...(policyWidth !== undefined ? { policyWidth } : {}) });
-    const g = (v: number) => Math.round(v / 1e7) / 100;
+    const g = toGmac;
     return {
       num_shared: S,
       num_not_shared: b?.numNotShared ?? m.tokens,
@@ -97,8 +97,8 @@ async function runInfo(o: InfoOpts): Promise<void> {
     'shared  not shared  tokens  reduction  GMAC total  encoder  decoder  policy  upsample',
     ...budgets.map((b) =>
       [String(b.num_shared).padStart(6), String(b.num_not_shared).padStart(10), String(b.tokens_per_image).padStart(6), `${(100 * b.reduction).toFixed(1)}%`.padStart(9),
-        b.gmacs.total.toFixed(2).padStart(10), b.gmacs.encoder.toFixed(2).padStart(7), b.gmacs.decoder.toFixed(2).padStart(7), b.gmacs.policy.toFixed(2).padStart(6),
-        b.gmacs.upsample.toFixed(2).padStart(8)].join('  ')),
+        fmtGmac(b.gmacs.total).padStart(10), fmtGmac(b.gmacs.encoder).padStart(7), fmtGmac(b.gmacs.decoder).padStart(7), fmtGmac(b.gmacs.policy).padStart(6),
+        fmtGmac(b.gmacs.upsample).padStart(8)].join('  ')),
     '',
     'GMAC: multiply-adds of MatMul/Gemm/Conv plus 4 per output element of bilinear resizes (fvcore\'s convention, spec §9.3); the policy network runs only when tokens are shared.',
   ];

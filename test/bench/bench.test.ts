@@ -44,6 +44,7 @@ test('bench --json reports throughput, timing spread, tokens, GMACs and the mach
   assert.equal(j.num_shared, 1);
   assert.equal(j.num_not_shared, 12);
   assert.equal(j.tokens_per_image, 13);
+  assert.equal(j.logits_fetched, false);
   assert.equal(j.reduction, 0.1875);
   assert.ok(j.images_per_second > 0 && Number.isFinite(j.images_per_second));
   for (const k of ['mean', 'median', 'p10', 'p90', 'min', 'max']) assert.ok(j.ms_per_batch[k] > 0, k);
@@ -63,7 +64,7 @@ test('bench --json reports throughput, timing spread, tokens, GMACs and the mach
 });
 
 test('bench --sweep times 0/15/30/44% budgets in one run and prints a table (and JSON)', async () => {
-  const r = await run(['bench', ...TINY, '--sweep', '--json', '--policy-width', '0.5']);
+  const r = await run(['bench', ...TINY, '--sweep', '--json', '--policy-width', '0.5', '--fetch-logits']);
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout) as { sweep: Record<string, any>[] };
   // at 64x64 (4 superpatches) 30% and 44% both round to S=2
@@ -72,6 +73,7 @@ test('bench --sweep times 0/15/30/44% budgets in one run and prints a table (and
   assert.equal(j.sweep[0]!.policy_net, null);
   assert.equal(j.sweep[0]!.gmacs.policy, 0);
   assert.equal(j.sweep[2]!.policy_width, 0.5);
+  assert.ok(j.sweep.every((x) => x.logits_fetched === true));
   const t = await run(['bench', ...TINY, '--sweep', '--sequential']);
   assert.equal(t.code, 0, t.stderr);
   assert.match(t.stdout, /reduction\s+shared\s+tokens\s+GMAC\s+images\/s/);

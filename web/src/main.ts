@@ -59,7 +59,7 @@ async function loadOrt(provider: Provider): Promise<typeof Ort> {
   return ort;
 }
 
-const TIMED_RUNS = 3;
+const TIMED_RUNS = 5;
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const page: PageState = (window.ctsSeg = { state: 'loading' });
 
