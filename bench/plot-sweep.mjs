@@ -18,15 +18,16 @@ const series = inputs.map((f, i) => {
   const runs = j.sweep ?? [j];
   const r0 = runs[0];
   const base = runs.find((r) => r.num_shared === 0) ?? r0;
+  const width = runs.find((r) => r.policy_width)?.policy_width;
   return {
-    label: `${NAMES[r0.backbone] ?? r0.backbone} ${r0.image_size[0]}²${r0.policy_width && r0.policy_width !== 1 ? ` (policy ×${r0.policy_width})` : ''}`,
+    label: `${NAMES[r0.backbone] ?? r0.backbone} ${r0.image_size[0]}², ${r0.classes} classes${width && width !== 1 ? `, policy net ×${width}` : ''}${r0.logits_fetched ? ', logits fetched' : ''}`,
     color: COLORS[i % COLORS.length],
     points: runs.map((r) => ({ x: 100 * r.reduction, ips: r.images_per_second, speedup: r.images_per_second / base.images_per_second, ideal: base.gmacs.total / r.gmacs.total })),
     meta: r0,
   };
 });
 
-const W = 900, H = 420, M = { l: 60, r: 20, t: 40, b: 90 }, gap = 70;
+const W = 900, H = 450, M = { l: 60, r: 20, t: 40, b: 120 }, gap = 70;
 const pw = (W - M.l - M.r - gap) / 2, ph = H - M.t - M.b;
 const xMax = 50;
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
@@ -69,7 +70,7 @@ const spMax = Math.max(2, ...series.flatMap((s) => s.points.flatMap((p) => [p.sp
 panel(M.l, 'images/s (batch / mean time)', 'images/s', ipsMax, (p) => p.ips, false);
 panel(M.l + pw + gap, 'speed-up over no sharing (dashed: GMAC ratio)', 'speed-up', spMax, (p) => p.speedup, true);
 series.forEach((s, i) => {
-  const x = M.l + (i % 3) * 280, y = H - 30 + Math.floor(i / 3) * 18;
+  const x = M.l + (i % 3) * 280, y = H - 66 + Math.floor(i / 3) * 18;
   parts.push(`<line x1="${x}" x2="${x + 24}" y1="${y - 4}" y2="${y - 4}" stroke="${s.color}" stroke-width="2"/>`);
   text(x + 30, y, s.label);
 });

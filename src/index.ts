@@ -22,7 +22,8 @@ export * from './cts/sharing.js';
 export * from './cts/policies.js';
 export * from './cts/segmenter.js';
 export * from './cts/forward.js';
-export { runBench, sweepBudgets, budgetForReduction, type BenchOptions, type BenchResult } from './bench/bench.js';
+export { runBench, type BenchOptions, type BenchResult } from './bench/bench.js';
+export { sweepBudgets, budgetForReduction } from './bench/setup.js';
 export { segmenterMacs, countMacs, nodeMacs, type SegmenterMacs, type MacCount } from './bench/macs.js';
 export { DataLoader, deriveSeed, type Batch, type DataLoaderOptions, type DatasetRef, type IterateOptions, type LoaderAugment } from './data/loader.js';
 export {

@@ -3,10 +3,8 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CtsError } from '../io/errors.js';
-import {
-  BENCH_PROVIDERS, budgetForReduction, parseImageSize, parseReduction, runBench, sweepBudgets, SWEEP_REDUCTIONS,
-  type BenchOptions, type BenchProgress,
-} from '../bench/bench.js';
+import { BENCH_PROVIDERS, runBench, type BenchOptions, type BenchProgress } from '../bench/bench.js';
+import { budgetForReduction, parseImageSize, parseReduction, sweepBudgets, SWEEP_REDUCTIONS } from '../bench/setup.js';
 import { findTorchPython, PytorchServer, type PytorchArgs } from '../bench/pytorch.js';
 import { physicalCores } from '../bench/machine.js';
 import { createSegmenterConfig } from '../models/config.js';

@@ -7,7 +7,7 @@ import { loadCheckpoint } from '../models/checkpoint.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { policyNetParamCount } from '../models/policynet.js';
 import { tokenBudget } from '../cts/budget.js';
-import { parseImageSize, sweepBudgets } from '../bench/bench.js';
+import { parseImageSize, sweepBudgets } from '../bench/setup.js';
 import { fmtGmac, segmenterMacs, toGmac } from '../bench/macs.js';
 import { action, nonNegInt, posInt } from './util.js';
 

@@ -279,8 +279,15 @@ export class DataLoader {
   private async terminate(): Promise<void> {
     const pool = this.pool ?? [];
     this.pool = [];
-    // an unref'd worker's exit event would not keep the loop alive, and the await would never settle
-    await Promise.all(pool.map((pw) => (pw.worker.ref(), pw.worker.terminate())));
+    // A worker terminated while busy in native code (sharp) holds no handle that keeps the event
+    // loop alive until its exit event; without this timer the await below could never settle and
+    // the process would quit with it unsettled (exit code 13), hiding any error being reported.
+    const keepAlive = setInterval(() => undefined, 1000);
+    try {
+      await Promise.all(pool.map((pw) => (pw.worker.ref(), pw.worker.terminate())));
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 
   /** Stops the workers; pending batches fail with a CtsError. Safe to call twice. */

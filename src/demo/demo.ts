@@ -42,7 +42,7 @@ export interface DemoOptions {
 /** Default demo: 256x256 scenes, a 6-layer ViT of width 192, 37.5% fewer tokens with sharing. */
 export const DEMO_DEFAULTS: Omit<DemoOptions, 'out' | 'log'> = {
   size: 256, train: 192, val: 32, dModel: 192, layers: 6, heads: 3, numShared: 32, policyWidth: 0.25,
-  policySteps: 150, segSteps: 160, batch: 8, benchBatch: 8, benchIters: 10, seed: 0,
+  policySteps: 60, segSteps: 160, batch: 8, benchBatch: 8, benchIters: 10, seed: 0,
 };
 
 /** A much smaller configuration for tests (seconds, not minutes). */

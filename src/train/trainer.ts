@@ -88,6 +88,7 @@ export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Pr
   const loader = await DataLoader.create(train, { batchSize: cfg.batch_size, augment: { kind: 'train', options: augment }, seed: cfg.seed, dropLast: true, ...(cfg.workers !== undefined ? { workers: cfg.workers } : {}) });
   const perEpoch = loader.stepsPerEpoch;
   const total = cfg.iterations ?? (cfg.epochs ?? 1) * perEpoch;
+  if (cfg.warmup_iter >= total) throw new CtsError(`warmup_iter ${cfg.warmup_iter} must be smaller than the ${total} training steps`);
   const schedule = cfg.lr_schedule === 'constant' ? constantSchedule(cfg.learning_rate) : polySchedule({ lr: cfg.learning_rate, total, minLr: cfg.min_lr, warmup: cfg.warmup_iter });
 
   // state: fresh, or resumed from the newest complete checkpoint

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { timeStats } from '../../src/bench/machine.js';
-import { budgetForReduction, parseImageSize, parseReduction, sweepBudgets } from '../../src/bench/bench.js';
+import { budgetForReduction, parseImageSize, parseReduction, sweepBudgets } from '../../src/bench/setup.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const TINY = ['--backbone', 'vit-ti', '--image-size', '64', '--classes', '3', '--batch', '2', '--warmup', '1', '--iters', '2'];
