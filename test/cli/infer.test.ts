@@ -3,28 +3,18 @@
 // marking shared regions; a bad image is named, skipped, and the run exits 1.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { readImage, writePng } from '../../src/data/image.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/models/checkpoint.js';
 import { createPredictor, predictImage } from '../../src/eval/evaluate.js';
 import { colorize, overlay, sharedView, SHARED_OUTLINE } from '../../src/eval/visualize.js';
 import { randomImage, tinyCheckpoint } from '../eval/tiny-model.js';
+import { runCli as run } from '../helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 let dir = '', ckptPath = '';
 const sizes: [number, number][] = [[40, 50], [64, 64], [90, 130]];

@@ -3,12 +3,11 @@
 // file where it is installed (Debian bookworm does not package it, so the test skips there).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readNpy } from '../../src/io/npy.js';
 import { saveCheckpoint } from '../../src/models/checkpoint.js';
 import { Predictor } from '../../src/cts/predictor.js';
@@ -16,16 +15,8 @@ import { normalizeRgb } from '../../src/export/preprocess.js';
 import { assertClose } from '../helpers/gradcheck.js';
 import { fixture } from '../helpers/fixtures.js';
 import { describeOnnx, rgbBatch, runFresh, smallCheckpoint } from './helpers.js';
+import { runCli as run } from '../helpers/cli.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 let dir = '', ckptPath = '';
 const ckpt = smallCheckpoint('mask_transformer', 4, 11);
