@@ -1,7 +1,8 @@
 // Optimizers as graph updates: parameters and optimizer state are graph inputs, the updated values
 // are graph outputs fed back next step, so forward, backward and update are one ORT session run.
 // Formulas follow PyTorch exactly (torch.optim.SGD with nesterov, torch.optim.AdamW).
-import { add, div, mul, sqrt, sub, type Graph, type Value } from '../graph/index.js';
+import { add, div, grad, mul, sqrt, sub, type Graph, type Value } from '../graph/index.js';
+import { CtsError } from '../io/errors.js';
 import type { ParamSpec } from '../nn/params.js';
 
 /** SGD with (Nesterov) momentum, PyTorch semantics (dampening 0). timm's "sgd" is Nesterov, momentum 0.9. */
@@ -92,4 +93,23 @@ export function initState(o: OptimizerOptions, spec: ParamSpec): Map<string, { d
     for (const slot of stateSlots(o)) out.set(`${slot}:${name}`, { dtype: 'float32', shape: [...info.shape], data: new Float32Array(n) });
   }
   return out;
+}
+
+/**
+ * Appends the backward pass of `loss` and the update of every parameter of `spec` (graph inputs
+ * `params`): optimizer state slots become inputs `${slot}:${name}`, the new values outputs
+ * `new:${name}` and `new:${slot}:${name}`. A parameter without a gradient is an error.
+ */
+export function appendTrainingUpdate(g: Graph, o: OptimizerOptions, loss: Value, spec: ParamSpec, params: Map<string, Value>): void {
+  const names = [...spec.keys()];
+  const grads = grad(loss, names.map((n) => params.get(n)!));
+  const u = updateInputs(g, o);
+  names.forEach((name, i) => {
+    const gv = grads[i];
+    if (!gv) throw new CtsError(`parameter ${name} receives no gradient`);
+    const state = Object.fromEntries(stateSlots(o).map((s) => [s, g.input(`${s}:${name}`, spec.get(name)!.shape)]));
+    const r = applyUpdate(o, name, params.get(name)!, gv, state, u);
+    g.output(`new:${name}`, r.p);
+    for (const [s, v] of Object.entries(r.state)) g.output(`new:${s}:${name}`, v);
+  });
 }

@@ -1,12 +1,12 @@
 // The policy network's training step (spec §2.4): EfficientNet-Lite0 + 1x1 head in train-mode
 // BatchNorm, cross-entropy over the superpatch grid (ignore 255), AdamW update, running statistics
 // returned as outputs. Also an eval graph for cell accuracy.
-import { Graph, argMax, cast, equal, grad, not, reduceSum, softmaxCrossEntropy, mul } from '../graph/index.js';
+import { Graph, argMax, cast, equal, not, reduceSum, softmaxCrossEntropy, mul } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
 import type { HostTensor } from '../io/tensor.js';
 import { constantParams, inputParams, type ParamSpec } from '../nn/params.js';
 import { buildPolicyNet, policyNetSpec } from '../models/policynet.js';
-import { applyUpdate, stateSlots, updateFeeds, updateInputs, type OptimizerOptions } from './optim.js';
+import { appendTrainingUpdate, updateFeeds, type OptimizerOptions } from './optim.js';
 
 /** Options of the policy training step. */
 export interface PolicyStepOptions {
@@ -46,15 +46,7 @@ export class PolicyStep {
     const net = buildPolicyNet(x, p, { bnMode: 'train', ...(o.width !== undefined ? { width: o.width } : {}) });
     const loss = softmaxCrossEntropy(net.logits, cast(y, 'int64'), 255);
     g.output('loss', loss);
-    const names = [...spec.keys()];
-    const grads = grad(loss, names.map((n) => inputs.get(n)!));
-    const u = updateInputs(g, o.optimizer);
-    names.forEach((name, i) => {
-      const state = Object.fromEntries(stateSlots(o.optimizer).map((s) => [s, g.input(`${s}:${name}`, spec.get(name)!.shape)]));
-      const r = applyUpdate(o.optimizer, name, inputs.get(name)!, grads[i]!, state, u);
-      g.output(`new:${name}`, r.p);
-      for (const [s, v] of Object.entries(r.state)) g.output(`new:${s}:${name}`, v);
-    });
+    appendTrainingUpdate(g, o.optimizer, loss, spec, inputs);
     for (const [k, v] of net.runningStats) g.output(`new:${k}`, v);
     const session = await CompiledGraph.compile(g, { ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}) });
     return new PolicyStep(session, o, spec, buffers);

@@ -1,7 +1,7 @@
 // One Segmenter(+CTS) training step as one graph: forward with drop-path and dropout, mean
 // cross-entropy (ignore 255), backward by our autodiff, and the optimizer update. Parameters and
 // optimizer state go in as inputs and come back as outputs; the host only swaps buffers.
-import { Graph, cast, grad, reshape, slice, softmaxCrossEntropy, type Value } from '../graph/index.js';
+import { Graph, cast, reshape, slice, softmaxCrossEntropy, type Value } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
 import { CtsError } from '../io/errors.js';
 import type { HostTensor } from '../io/tensor.js';
@@ -13,7 +13,7 @@ import { policyNetSpec } from '../models/policynet.js';
 import type { CtsSettings } from '../models/checkpoint.js';
 import { buildCtsSegmenter, type PolicySource } from '../cts/segmenter.js';
 import { tokenBudget } from '../cts/budget.js';
-import { applyUpdate, stateSlots, updateFeeds, updateInputs, type OptimizerOptions } from './optim.js';
+import { appendTrainingUpdate, updateFeeds, type OptimizerOptions } from './optim.js';
 
 /** What a training step is built for. */
 export interface TrainStepOptions {
@@ -122,17 +122,7 @@ export class TrainStep {
     });
     const loss = softmaxCrossEntropy(out.logits, cast(labels, 'int64'), 255);
     g.output('loss', loss);
-    const names = [...spec.keys()];
-    const grads = grad(loss, names.map((n) => inputs.get(n)!));
-    const u = updateInputs(g, o.optimizer);
-    names.forEach((name, i) => {
-      const gv = grads[i];
-      if (!gv) throw new CtsError(`parameter ${name} receives no gradient`);
-      const state = Object.fromEntries(stateSlots(o.optimizer).map((s) => [s, g.input(`${s}:${name}`, spec.get(name)!.shape)]));
-      const r = applyUpdate(o.optimizer, name, inputs.get(name)!, gv, state, u);
-      g.output(`new:${name}`, r.p);
-      for (const [s, v] of Object.entries(r.state)) g.output(`new:${s}:${name}`, v);
-    });
+    appendTrainingUpdate(g, o.optimizer, loss, spec, inputs);
     const statNames: string[] = [];
     for (const [k, v] of out.policyStats ?? []) {
       g.output(`new:${k}`, v);
