@@ -1,7 +1,7 @@
 // Multiply-accumulate counts read off the graph itself (spec §9.3), so the number printed next to a
 // timing is the one of the graph that was timed. Hand-written: fvcore (what the paper's lab uses)
 // is PyTorch-only, and ORT has no FLOP counter. Convention (fvcore's, as ALGM's `flops.py` uses it):
-// one multiply-add of MatMul/Gemm/Conv counts 1, a bilinear resize counts 4 per output element,
+// one multiply-add of MatMul/Gemm/Conv (and of the attention core's two products) counts 1, a bilinear resize counts 4 per output element,
 // element-wise ops, normalisation and indexing count 0.
 import { Graph, type Node, type Value } from '../graph/index.js';
 import type { SegmenterConfig } from '../models/config.js';
@@ -29,8 +29,16 @@ export function nodeMacs(n: Node): number {
       const [, cg, kh, kw] = n.inputs[1]!.shape as [number, number, number, number];
       return size(out.shape) * cg * kh * kw;
     }
+    case 'AttentionCore': {
+      // q kᵀ ([.., N, d] x [.., d, M]) then P v ([.., N, M] x [.., M, dv])
+      const p = n.outputs[1]!;
+      return size(p.shape) * n.inputs[0]!.shape[n.inputs[0]!.rank - 1]! + size(out.shape) * p.shape[p.rank - 1]!;
+    }
     case 'ResizeBilinear':
       return 4 * size(out.shape);
+    case 'SoftmaxCrossEntropy':
+      // the upsampled variant contains the final resize, which the convention counts
+      return n.attrs.outHW ? 4 * size(n.outputs[1]!.shape) * n.inputs[0]!.shape[1]! : 0;
     default:
       return 0;
   }

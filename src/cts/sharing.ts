@@ -94,7 +94,7 @@ export function sharingLayout(plan: SharingPlan, budget: TokenBudget): TokenLayo
       return { patches: concat([kept, shared], 1), pos };
     },
     toGrid(t: Value) {
-      const [b, n, k] = t.shape as [number, number, number];
+      const [b, , k] = t.shape as [number, number, number];
       const nb = gh * gw;
       // token index of every grid cell: kept cells from idx1, each shared superpatch's 4 cells from idxS
       const cellsOf = constant(t.graph, 'int64', [sh * sw, 4], Array.from({ length: sh * sw }, (_, s) => {

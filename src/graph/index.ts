@@ -8,6 +8,8 @@ export * from './ops/reduce.js';
 export * from './ops/linalg.js';
 export * from './ops/indexing.js';
 export * from './ops/nn.js';
+export * from './ops/loss.js';
+export * from './ops/attention.js';
 export * from './ops/integer.js';
 export { grad } from './autodiff.js';
 export { emitOnnx, OPSET, type EmitOptions } from './onnx.js';

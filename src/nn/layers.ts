@@ -1,6 +1,6 @@
 // Transformer building blocks with the official Segmenter parameter names (segm/model/blocks.py):
 // Linear, LayerNorm, multi-head attention with fused qkv, MLP with exact GELU, pre-norm Block.
-import { add as addV, gelu, gemm, layerNorm as ln, matmul, mT, mul, reshape, slice, softmax, transpose, type Value } from '../graph/index.js';
+import { add as addV, attentionCore, gelu, gemm, layerNorm as ln, matmul, mT, mul, reshape, slice, softmax, transpose, type Value } from '../graph/index.js';
 import { addParam, type ParamFn, type ParamSpec } from './params.js';
 
 /** PyTorch nn.Linear on the last axis: y = x W^T + b, W [out, in]. */
@@ -41,8 +41,12 @@ export function attention(x: Value, p: ParamFn, name: string, heads: number, dro
   const qkv = transpose(reshape(linear(x, p, `${name}.qkv`), [b, n, 3, heads, dh]), [2, 0, 3, 1, 4]); // 3,B,h,N,dh
   const part = (i: number) => reshape(slice(qkv, [i], [i + 1], [0]), [b, heads, n, dh]);
   const q = mul(part(0), dh ** -0.5), k = part(1), v = part(2);
-  const attn = drop(softmax(matmul(q, mT(k)), -1), `${name}.attn_drop`);
-  const o = reshape(transpose(matmul(attn, v), [0, 2, 1, 3]), [b, n, d]);
+  // Without dropout on the probabilities (inference, or a rate of 0) the fused core's cheaper
+  // backward applies; the probe returns q itself exactly when that site drops nothing.
+  const core = drop(q, `${name}.attn_drop`) === q
+    ? attentionCore(q, k, v)
+    : matmul(drop(softmax(matmul(q, mT(k)), -1), `${name}.attn_drop`), v);
+  const o = reshape(transpose(core, [0, 2, 1, 3]), [b, n, d]);
   return drop(linear(o, p, `${name}.proj`), `${name}.proj_drop`);
 }
 

@@ -132,7 +132,7 @@ export async function trainPolicy(cfg: PolicyConfig, o: { maxSteps?: number; log
         progress.tick(done, r.loss, (cfg.batch_size * 1000) / Math.max(1, Date.now() - ts));
         if (done % cfg.log_every === 0 || done === end) {
           lastLoss = window / count;
-          await appendFile(join(cfg.out_dir, 'log.jsonl'), JSON.stringify({ step: done, loss: lastLoss }) + '\n');
+          await appendFile(join(cfg.out_dir, 'log.jsonl'), JSON.stringify({ step: done, loss: lastLoss, rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20) }) + '\n');
           window = 0;
           count = 0;
         }

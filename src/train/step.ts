@@ -1,7 +1,7 @@
 // One Segmenter(+CTS) training step as one graph: forward with drop-path and dropout, mean
 // cross-entropy (ignore 255), backward by our autodiff, and the optimizer update. Parameters and
 // optimizer state go in as inputs and come back as outputs; the host only swaps buffers.
-import { Graph, cast, reshape, slice, softmaxCrossEntropy, type Value } from '../graph/index.js';
+import { Graph, cast, reshape, slice, softmaxCrossEntropy, upsampledCrossEntropy, type Value } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
 import { CtsError } from '../io/errors.js';
 import type { HostTensor } from '../io/tensor.js';
@@ -24,7 +24,7 @@ export interface TrainStepOptions {
   cts: CtsSettings;
   /** Policy-net BatchNorm during Segmenter training: 'eval' (frozen, default) or 'train' (the official behaviour). */
   policyBnMode?: 'eval' | 'train';
-  /** Encoder stochastic depth: rates linspace(0, dropPath, depth) (official default 0.1). */
+  /** Encoder stochastic depth: rates linspace(0, dropPath, depth) (official default 0.1; here 0 when omitted). The per-step factors come from the host. */
   dropPath?: number;
   /** Encoder dropout (after the positional embedding and inside the blocks; official default 0). */
   dropout?: number;
@@ -105,14 +105,17 @@ export class TrainStep {
       if (!sites.has(name)) sites.set(name, sites.size);
       return sites.get(name)!;
     };
-    const encDrop = o.dropout ?? 0, decDrop = o.decoderDropout ?? 0.1;
+    const encDrop = o.dropout ?? 0, decDrop = o.decoderDropout ?? 0.1, dpRate = o.dropPath ?? 0;
     const out = buildCtsSegmenter(x, p, config, {
       numShared: S,
       ...(policy ? { policy } : {}),
       afterEmbed: (t) => dropout(t, encDrop, seed, site('encoder.dropout')),
       encoderHooks: {
+        // Blocks whose drop-path rate is 0 (the first, or all when drop_path is 0) get no multiply:
+        // the factor would always be 1, and skipping it saves a stored activation per branch.
         branch: (y, block, which) => {
           const i = Number(block.split('.')[2]);
+          if (!(dpRate > 0) || i === 0) return y;
           const row = reshapeRow(dp, 2 * i + (which === 'mlp' ? 1 : 0), batch);
           return dropPath(y, row);
         },
@@ -120,7 +123,11 @@ export class TrainStep {
       },
       decoderHooks: { drop: (t, s) => dropout(t, decDrop, seed, site(s)) },
     });
-    const loss = softmaxCrossEntropy(out.logits, cast(labels, 'int64'), 255);
+    // Without padding the logits are exactly the x16 upsampling of the mask logits: the fused loss then
+    // recomputes them per image in the backward instead of holding them (the step's memory peak).
+    const unpadded = out.masksGrid.shape[2]! * config.patch_size === crop[0] && out.masksGrid.shape[3]! * config.patch_size === crop[1];
+    const y = cast(labels, 'int64');
+    const loss = unpadded ? upsampledCrossEntropy(out.masksGrid, y, 255) : softmaxCrossEntropy(out.logits, y, 255);
     g.output('loss', loss);
     appendTrainingUpdate(g, o.optimizer, loss, spec, inputs);
     const statNames: string[] = [];

@@ -162,7 +162,7 @@ export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Pr
         progress.tick(run.step, r.loss, (cfg.batch_size * 1000) / Math.max(1, Date.now() - ts));
         if (run.step % cfg.log_every === 0 || run.step === end) {
           run.lastLoss = windowLoss / windowSteps;
-          const rec = { step: run.step, epoch: Math.floor((run.step - 1) / perEpoch), loss: run.lastLoss, lr: schedule(t), images_per_second: (images * 1000) / Math.max(1, Date.now() - t0), seconds: secondsBefore + (Date.now() - t0) / 1000 };
+          const rec = { step: run.step, epoch: Math.floor((run.step - 1) / perEpoch), loss: run.lastLoss, lr: schedule(t), images_per_second: (images * 1000) / Math.max(1, Date.now() - t0), seconds: secondsBefore + (Date.now() - t0) / 1000, rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20) };
           await appendFile(join(out, 'log.jsonl'), JSON.stringify(rec) + '\n');
           windowLoss = 0;
           windowSteps = 0;

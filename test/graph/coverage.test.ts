@@ -16,7 +16,7 @@ const GRAD_TESTED: Record<string, string> = {
   ReduceSum: 'reduce', ReduceMean: 'reduce', ReduceMax: 'reduce',
   MatMul: 'linalg', Gemm: 'linalg',
   Gather: 'indexing', GatherElements: 'indexing', GatherND: 'indexing', ScatterND: 'indexing', ScatterElements: 'indexing',
-  Softmax: 'nn', LogSoftmax: 'nn', LayerNormalization: 'nn', ResizeBilinear: 'nn',
+  Softmax: 'nn', LogSoftmax: 'nn', LayerNormalization: 'nn', ResizeBilinear: 'nn', SoftmaxCrossEntropy: 'nn', Gelu: 'nn', AttentionCore: 'nn',
   Conv: 'conv', // rule and tests owned by the conv work
 };
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Graph, GraphError, add, avgPool2x2, gelu, grad, interpMatrix, layerNorm, logSoftmax, mul, resizeBilinear,
-  softmax, softmaxCrossEntropy, tensorOf, type Value,
+  softmax, softmaxCrossEntropy, tensorOf, upsampledCrossEntropy, attentionCore, matmul, mT, reduceSum, type Value,
 } from '../../src/graph/index.js';
 import { runOnce } from '../../src/runtime/session.js';
 import type { HostTensor } from '../../src/io/tensor.js';
@@ -199,6 +199,63 @@ test('softmaxCrossEntropy: gradient with ignored pixels, forward value, all-igno
   assert.ok(f64(r.gAll!).every((v) => v === 0), 'all-ignored gradient is exactly 0');
 });
 
+test('softmaxCrossEntropy: float32 is stable for large logits and matches float64, rank 2 and rank 4', async () => {
+  // Logits of +-1000 overflow a naive exp; the max-shifted form must stay finite and exact.
+  const big = randTensor([2, 4, 3, 1], 51, -1000, 1000);
+  const labels = [3, 0, 255, 1, 2, 0];
+  const r = await forward(([z, l]) => {
+    const loss = softmaxCrossEntropy(z!, l!);
+    return { loss, g: grad(loss, [z!])[0]! };
+  }, [{ ...big, dtype: 'float32', data: Float32Array.from(big.data as Float64Array) }, tensorOf('int64', [2, 3, 1], labels)]);
+  const want = crossEntropyJs(Float64Array.from(Float32Array.from(big.data as Float64Array)), labels, 4, 3, 255);
+  assertClose(f64(r.loss!), [want], 1e-4, 1e-6, 'loss');
+  assert.ok(f64(r.g!).every(Number.isFinite));
+  // Gradient rows of valid pixels sum to zero (softmax minus one-hot), ignored pixels get nothing.
+  const g = f64(r.g!);
+  for (let b = 0; b < 2; b++) for (let p = 0; p < 3; p++) {
+    let s = 0;
+    for (let k = 0; k < 4; k++) s += g[(b * 4 + k) * 3 + p]!;
+    assert.ok(Math.abs(s) < 1e-6, `row sum ${s}`);
+    if (labels[b * 3 + p] === 255) for (let k = 0; k < 4; k++) assert.ok(g[(b * 4 + k) * 3 + p] === 0);
+  }
+  await gradCheck((z, l) => softmaxCrossEntropy(z, l), [{ value: randTensor([5, 3], 52, -2, 2) }, ints([5], [2, 255, 0, 1, 1])]);
+});
+
+test('upsampledCrossEntropy equals cross-entropy of the bilinear upsampling, value and gradient', async () => {
+  // One band; many bands of 1-3 rows (shared source rows between bands); downsampling (unread rows).
+  const cases = [[2, [2, 3], [8, 12], undefined], [2, [3, 4], [11, 13], 40], [1, [3, 2], [5, 4], 7], [1, [6, 5], [2, 3], 10]] as [number, [number, number], [number, number], number | undefined][];
+  for (const [b, hw, HW, bandValues] of cases) {
+    const o = bandValues ? { bandValues } : {};
+    const z = randTensor([b, 3, ...hw], 60 + b, -3, 3);
+    const labels = Array.from({ length: b * HW[0] * HW[1] }, (_, i) => (i % 7 === 3 ? 255 : (i * 5) % 3));
+    const l = tensorOf('int64', [b, ...HW], labels);
+    const r = await forward(([x, y]) => {
+      const fused = upsampledCrossEntropy(x!, y!, 255, o);
+      const plain = softmaxCrossEntropy(resizeBilinear(x!, HW[0], HW[1]), y!);
+      return { fused, plain, gf: grad(fused, [x!])[0]!, gp: grad(plain, [x!])[0]! };
+    }, [z, l]);
+    assertClose(f64(r.fused!), [...f64(r.plain!)], 1e-12, 1e-12, 'loss');
+    assertClose(f64(r.gf!), [...f64(r.gp!)], 1e-12, 1e-12, 'gradient');
+    await gradCheck((x, y) => upsampledCrossEntropy(x, y, 255, o), [{ value: z }, ints([b, ...HW], labels)], { maxElements: 12 });
+  }
+});
+
+test('attentionCore: equals softmax(q kT) v in value and gradient, finite differences for q, k, v', async () => {
+  const q = randTensor([2, 3, 5, 4], 70, -1, 1), k = randTensor([2, 3, 6, 4], 71, -1, 1), v = randTensor([2, 3, 6, 2], 72, -1, 1);
+  const r = await forward(([a, b, c]) => {
+    const fused = attentionCore(a!, b!, c!);
+    const plain = matmul(softmax(matmul(a!, mT(b!)), -1), c!);
+    const w = a!.graph.constant(randTensor([2, 3, 5, 2], 73));
+    const gf = grad(reduceSum(mul(fused, w)), [a!, b!, c!]), gp = grad(reduceSum(mul(plain, w)), [a!, b!, c!]);
+    return { fused, plain, ...Object.fromEntries(gf.map((x, i) => [`f${i}`, x!])), ...Object.fromEntries(gp.map((x, i) => [`p${i}`, x!])) };
+  }, [q, k, v]);
+  assertClose(f64(r.fused!), [...f64(r.plain!)], 1e-14, 1e-14, 'value');
+  for (let i = 0; i < 3; i++) assertClose(f64(r[`f${i}`]!), [...f64(r[`p${i}`]!)], 1e-13, 1e-13, `gradient ${i}`);
+  await gradCheck(attentionCore, [{ value: q }, { value: k }, { value: v }], { maxElements: 24 });
+  const g = new Graph();
+  assert.throws(() => attentionCore(g.input('q', [2, 5, 4]), g.input('k', [2, 6, 3]), g.input('v', [2, 6, 2])), /AttentionCore\(.*\): q \[2,5,4\], k \[2,6,3\], v \[2,6,2\] do not fit/);
+});
+
 /** erf: alternating Maclaurin series for |x| <= 2.5, erfc's continued fraction above. */
 function erfJs(x: number): number {
   const z = Math.abs(x);
@@ -235,8 +292,8 @@ test('nn errors name the op and the shapes', () => {
   const g = new Graph();
   const z = g.input('z', [2, 3, 4, 4]);
   assert.throws(() => softmaxCrossEntropy(z, g.input('l', [2, 4, 5], 'int64')), (e: unknown) => e instanceof GraphError &&
-    /^softmaxCrossEntropy: labels \[2,4,5\] do not match logits \[2,3,4,4\] without the class axis \(want \[2,4,4\]\)/.test(e.message));
-  assert.throws(() => softmaxCrossEntropy(z, g.input('m', [2, 4, 4])), /softmaxCrossEntropy: labels must be int64/);
+    /^SoftmaxCrossEntropy\(z:float32\[2,3,4,4\], l:int64\[2,4,5\]\): labels \[2,4,5\] do not match logits \[2,3,4,4\] without the class axis \(want \[2,4,4\]\)/.test(e.message));
+  assert.throws(() => softmaxCrossEntropy(z, g.input('m', [2, 4, 4])), /SoftmaxCrossEntropy\(.*\): labels must be int64/);
   const x = g.input('x', [2, 5]);
   assert.throws(() => layerNorm(x, g.input('w', [4]), g.input('b', [5])), /LayerNormalization\(x:float32\[2,5\], w:float32\[4\], b:float32\[5\]\): weight .* must be \[5\]/);
   assert.throws(() => resizeBilinear(x, 0, 3), /ResizeBilinear\(.*bad output size 0x3/);

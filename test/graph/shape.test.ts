@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Graph, GraphError, concat, expand, identity, mul, pad, reshape, slice, split, squeeze, tensorOf, transpose, unsqueeze,
+  Graph, GraphError, concat, expand, grad, identity, mul, pad, reduceSum, reshape, slice, split, squeeze, tensorOf, transpose, unsqueeze,
   type Value,
 } from '../../src/graph/index.js';
 import { runOnce } from '../../src/runtime/session.js';
@@ -74,6 +74,24 @@ test('grad Identity and split', async () => {
     const [a, b, c] = split(x, [1, 3, 2], 1) as [Value, Value, Value];
     return concat([mul(a, c.graph.constant(tensorOf('float64', [], [2]))), c, b], 1);
   }, [{ value: randTensor([2, 6], 20) }]);
+});
+
+test('slices that partition a value get one Concat gradient: gaps, unused pieces, overlaps, fallbacks', async () => {
+  const x2 = (v: Value) => mul(v, v);
+  // three pieces along axis 1 (like q, k, v), one of them unused by the loss: zero piece
+  await gradCheck((x) => concat([x2(slice(x, [0], [2], [1])), slice(x, [4], [6], [1])], 1), [{ value: randTensor([2, 6, 3], 21) }]);
+  // a gap between the pieces and a piece ending before the axis end
+  await gradCheck((x) => concat([slice(x, [1], [2], [0]), x2(slice(x, [3], [4], [0]))], 0), [{ value: randTensor([5, 2], 22) }]);
+  // overlapping slices and a slice on another axis: the per-slice rule (pad and add) is used
+  await gradCheck((x) => concat([x2(slice(x, [0], [3], [1])), slice(x, [2], [4], [1])], 1), [{ value: randTensor([2, 4], 23) }]);
+  await gradCheck((x) => concat([slice(x, [0], [1], [0]), x2(reshape(slice(x, [1], [2], [1]), [1, 2]))], 0), [{ value: randTensor([2, 2], 24) }]);
+  // the partitioned gradient is one Concat, not Pads
+  const g = new Graph();
+  const x = g.input('x', [2, 6], 'float64');
+  const parts = [0, 2, 4].map((s) => slice(x, [s], [s + 2], [1]));
+  const [dx] = grad(reduceSum(concat([mul(parts[0]!, parts[1]!), parts[2]!], 1)), [x]);
+  assert.equal(dx!.node?.op, 'Concat');
+  assert.ok(!g.nodes.some((n) => n.op === 'Pad'), 'no Pad in the backward');
 });
 
 test('shape errors name the op and the shapes', () => {

@@ -174,7 +174,7 @@ defineOp('Conv', {
  */
 function emitConvF64(n: Node, ctx: EmitCtx, outs: string[]): void {
   const [x, w, b] = n.inputs as [Value, Value, Value | undefined];
-  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const [N, C] = x.shape as [number, number];
   const [Co, Cg, kh, kw] = w.shape as [number, number, number, number];
   const [OH, OW] = n.outputs[0]!.shape.slice(2) as [number, number];
   const { strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw], group: g } = attrsOf(n) as {

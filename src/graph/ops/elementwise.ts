@@ -1,5 +1,5 @@
 // Elementwise ops with NumPy broadcasting, comparisons, Where and Cast.
-import { GraphError, defineOp, isFloat, type DType, type Value } from '../ir.js';
+import { GraphError, defineOp, isFloat, type DType, type EmitCtx, type Value } from '../ir.js';
 import { broadcastShapes, emitAs, lift, requireFloat, sameDtype, scalar } from './util.js';
 import { sumToShape } from './reduce.js';
 
@@ -166,25 +166,32 @@ defineOp('Erf', {
   emit: (n, ctx, outs) => {
     const x = n.inputs[0]!;
     if (x.dtype !== 'float64') return void ctx.node('Erf', [ctx.name(x)], outs);
-    // ORT CPU has no float64 Erf. Lower to the series erf(x) = 2/sqrt(pi) x e^{-x^2} sum_n (2x^2)^n/(2n+1)!!,
-    // which has only positive terms (no cancellation); |x| is clamped at 6 where erf is 1 to 1e-17.
-    const c = (v: number) => ctx.constant({ dtype: 'float64', shape: [], data: Float64Array.of(v) });
-    const [xc] = ctx.node('Clip', [ctx.name(x), c(-6), c(6)], 1);
-    const [x2] = ctx.node('Mul', [xc!, xc!], 1);
-    const [t] = ctx.node('Mul', [x2!, c(2)], 1);
-    let s = c(1);
-    for (let k = 120; k >= 0; k--) {
-      const [ts] = ctx.node('Mul', [t!, c(1 / (2 * k + 3))], 1);
-      const [p] = ctx.node('Mul', [ts!, s], 1);
-      [s] = ctx.node('Add', [p!, c(1)], 1) as [string];
-    }
-    const [nx2] = ctx.node('Neg', [x2!], 1);
-    const [e] = ctx.node('Exp', [nx2!], 1);
-    const [xe] = ctx.node('Mul', [xc!, e!], 1);
-    const [xes] = ctx.node('Mul', [xe!, s], 1);
-    ctx.node('Mul', [xes!, c(2 / Math.sqrt(Math.PI))], outs);
+    emitErfF64(ctx, ctx.name(x), outs[0]!);
   },
 });
+
+/**
+ * float64 erf as ONNX nodes. ORT CPU has no float64 Erf; this is the series
+ * erf(x) = 2/sqrt(pi) x e^{-x^2} sum_n (2x^2)^n/(2n+1)!!, which has only positive terms (no
+ * cancellation); |x| is clamped at 6 where erf is 1 to 1e-17.
+ */
+export function emitErfF64(ctx: EmitCtx, x: string, out: string): void {
+  const c = (v: number) => ctx.constant({ dtype: 'float64', shape: [], data: Float64Array.of(v) });
+  const [xc] = ctx.node('Clip', [x, c(-6), c(6)], 1);
+  const [x2] = ctx.node('Mul', [xc!, xc!], 1);
+  const [t] = ctx.node('Mul', [x2!, c(2)], 1);
+  let s = c(1);
+  for (let k = 120; k >= 0; k--) {
+    const [ts] = ctx.node('Mul', [t!, c(1 / (2 * k + 3))], 1);
+    const [p] = ctx.node('Mul', [ts!, s], 1);
+    [s] = ctx.node('Add', [p!, c(1)], 1) as [string];
+  }
+  const [nx2] = ctx.node('Neg', [x2!], 1);
+  const [e] = ctx.node('Exp', [nx2!], 1);
+  const [xe] = ctx.node('Mul', [xc!, e!], 1);
+  const [xes] = ctx.node('Mul', [xe!, s], 1);
+  ctx.node('Mul', [xes!, c(2 / Math.sqrt(Math.PI))], [out]);
+}
 
 defineOp('Where', {
   infer: ([c, a, b]) => {

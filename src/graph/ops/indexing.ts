@@ -3,7 +3,7 @@
 // bookkeeping here. Gathers and scatters are each other's adjoints, so their rules are built from
 // one another with reduction='add' (duplicate indices must accumulate, not overwrite).
 import { GraphError, defineOp, fmt, normAxis, type DType, type Graph, type Value } from '../ir.js';
-import { emitAs, requireFloat, sameDtype, typedAttrs } from './util.js';
+import { emitAs, sameDtype, typedAttrs } from './util.js';
 import { transpose, unsqueeze } from './shape.js';
 
 function requireIndex(v: Value, what: string): void {

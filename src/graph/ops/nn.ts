@@ -1,11 +1,10 @@
 // Neural-network ops: Softmax, LogSoftmax, LayerNormalization, bilinear resize (Conv lives in conv.ts), and the
-// composites built from primitives (GELU, 2x2 average pooling, softmax cross-entropy with ignore).
-import { GraphError, defineOp, fmt, normAxis, type Value } from '../ir.js';
+// composites built from primitives (GELU, 2x2 average pooling). Cross-entropy lives in loss.ts.
+import { GraphError, defineOp, normAxis, type DType, type EmitCtx, type Value } from '../ir.js';
 import { constant, emitAs, requireFloat, sameDtype } from './util.js';
-import { add, cast, div, equal, erf, maximum, mul, neg, not, where } from './elementwise.js';
+import { add, emitErfF64, erf, mul } from './elementwise.js';
 import { reduceMean, reduceSum, sumToShape } from './reduce.js';
-import { expand, reshape, squeeze, unsqueeze } from './shape.js';
-import { gatherElements } from './indexing.js';
+import { expand, reshape } from './shape.js';
 import { matmul } from './linalg.js';
 
 /** Softmax along an axis. */
@@ -27,10 +26,37 @@ export function layerNorm(x: Value, weight: Value, bias: Value, eps = 1e-5): Val
   return x.graph.apply('LayerNormalization', [x, weight, bias], { eps })[0]!;
 }
 
-/** Exact (erf) GELU, written in the pattern ORT's GeluFusion recognises. */
+/**
+ * Exact (erf) GELU. One op rather than a composite so that backward keeps only x: the composite's
+ * rule stored x/sqrt(2) and erf(.)+1 as well, two more [tokens, 4*dim] tensors per block (~300 MB
+ * for a ViT-S training step at 512x512, batch 2). The forward is emitted in the pattern ORT's
+ * GeluFusion turns into one Gelu kernel; the backward recomputes erf from x.
+ */
 export function gelu(x: Value): Value {
-  return mul(mul(x, add(erf(div(x, Math.SQRT2)), 1)), 0.5);
+  return x.graph.apply1('Gelu', [x]);
 }
+
+// d/dx x Phi(x) = Phi(x) + x phi(x), Phi(x) = (1 + erf(x/sqrt 2))/2, phi(x) = e^{-x^2/2}/sqrt(2 pi).
+defineOp('Gelu', {
+  infer: ([x]) => (requireFloat(x!, 'Gelu input'), [{ shape: [...x!.shape], dtype: x!.dtype }]),
+  grad: ({ inputs: [x], gOut: [g] }) => {
+    const cdf = add(mul(erf(mul(x!, Math.SQRT1_2)), 0.5), 0.5);
+    const xpdf = mul(mul(x!, 1 / Math.sqrt(2 * Math.PI)), exp_(mul(mul(x!, x!), -0.5)));
+    return [mul(g!, add(cdf, xpdf))];
+  },
+  emit: (n, ctx, outs) => {
+    const x = ctx.name(n.inputs[0]!);
+    const f64 = n.inputs[0]!.dtype === 'float64';
+    const c = (v: number) => ctx.constant(f64 ? { dtype: 'float64', shape: [], data: Float64Array.of(v) } : { dtype: 'float32', shape: [], data: Float32Array.of(v) });
+    const [u] = ctx.node('Div', [x, c(Math.SQRT2)], 1);
+    let e: string;
+    if (f64) emitErfF64(ctx, u!, (e = `${outs[0]}_erf`));
+    else [e] = ctx.node('Erf', [u!], 1) as [string];
+    const [a] = ctx.node('Add', [e, c(1)], 1);
+    const [m] = ctx.node('Mul', [x, a!], 1);
+    ctx.node('Mul', [m!, c(0.5)], outs);
+  },
+});
 
 export { conv2d, type ConvOptions } from './conv.js';
 
@@ -48,26 +74,6 @@ export function avgPool2x2(x: Value): Value {
  */
 export function resizeBilinear(x: Value, outH: number, outW: number): Value {
   return x.graph.apply1('ResizeBilinear', [x], { outH, outW });
-}
-
-/**
- * Mean softmax cross-entropy over the class axis 1 of `logits` [B,K,...] against int64 `labels`
- * [B,...], skipping pixels equal to `ignoreIndex` (PyTorch CrossEntropyLoss(ignore_index)). When
- * every pixel is ignored the loss is 0 rather than PyTorch's NaN, so a batch of pure void is a no-op.
- */
-export function softmaxCrossEntropy(logits: Value, labels: Value, ignoreIndex = 255): Value {
-  if (labels.dtype !== 'int64') throw new GraphError(`softmaxCrossEntropy: labels must be int64, got ${labels}`);
-  const ls = logits.shape.filter((_, i) => i !== 1);
-  if (ls.length !== labels.rank || ls.some((d, i) => d !== labels.shape[i])) {
-    throw new GraphError(`softmaxCrossEntropy: labels ${fmt(labels.shape)} do not match logits ${fmt(logits.shape)} without the class axis (want ${fmt(ls)})`);
-  }
-  const valid = not(equal(labels, ignoreIndex));
-  const safe = where(valid, labels, 0);
-  const logp = logSoftmax(logits, 1);
-  const picked = squeeze(gatherElements(logp, unsqueeze(safe, 1), 1), 1);
-  const validF = cast(valid, logits.dtype);
-  const total = reduceSum(mul(neg(picked), validF));
-  return div(total, maximum(reduceSum(validF), 1));
 }
 
 defineOp('Softmax', {
@@ -171,6 +177,41 @@ export function interpMatrix(nIn: number, nOut: number): Float64Array {
   return m;
 }
 
+/**
+ * The adjoint of bilinear resizing: the gradient of resizeBilinear(x) w.r.t. x, for an input of
+ * spatial size `inHW`. Y = Mh X Mwᵀ gives dX = Mhᵀ G Mw; an axis whose size is unchanged has M = I.
+ */
+export function resizeBilinearAdjoint(g: Value, inHW: [number, number]): Value {
+  const [h, w] = inHW;
+  const [oh, ow] = g.shape.slice(-2) as [number, number];
+  let d = g;
+  if (oh !== h) d = matmul(constant(d.graph, d.dtype, [h, oh], transposed(interpMatrix(h, oh), oh, h)), d);
+  if (ow !== w) d = matmul(d, constant(d.graph, d.dtype, [ow, w], interpMatrix(w, ow)));
+  return d;
+}
+
+/** Emits a bilinear resize of ONNX value `x` to `sizes` (full output shape) as the node(s) writing `out`. */
+export function emitResizeBilinear(ctx: EmitCtx, x: string, inShape: readonly number[], dtype: DType, sizes: readonly number[], out: string): void {
+  if (dtype === 'float64') {
+    // ORT's Resize has no float64 CPU kernel; the matmul form is exact and the same as the gradient's.
+    const [h, w] = inShape.slice(-2) as [number, number];
+    const [oh, ow] = sizes.slice(-2) as [number, number];
+    const mats: [string, boolean][] = [];
+    if (oh !== h) mats.push([ctx.constant({ dtype: 'float64', shape: [oh, h], data: interpMatrix(h, oh) }), true]);
+    if (ow !== w) mats.push([ctx.constant({ dtype: 'float64', shape: [w, ow], data: transposed(interpMatrix(w, ow), ow, w) }), false]);
+    if (mats.length === 0) return void ctx.node('Identity', [x], [out]);
+    let cur = x;
+    mats.forEach(([m, left], k) => {
+      [cur] = ctx.node('MatMul', left ? [m, cur] : [cur, m], k === mats.length - 1 ? [out] : 1) as [string];
+    });
+    return;
+  }
+  ctx.node('Resize', [x, '', '', ctx.constant({ dtype: 'int64', shape: [sizes.length], data: BigInt64Array.from(sizes, BigInt) })], [out], {
+    mode: { s: 'linear' },
+    coordinate_transformation_mode: { s: 'half_pixel' },
+  });
+}
+
 function transposed(m: Float64Array, rows: number, cols: number): Float64Array {
   const t = new Float64Array(m.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c]!;
@@ -185,36 +226,10 @@ defineOp('ResizeBilinear', {
     if (!(outH > 0 && outW > 0)) throw new GraphError(`bad output size ${outH}x${outW}`);
     return [{ shape: [...x!.shape.slice(0, -2), outH, outW], dtype: x!.dtype }];
   },
-  // The adjoint of Y = Mh X Mwᵀ is dX = Mhᵀ G Mw; an axis whose size is unchanged has M = I.
-  grad: ({ inputs: [x], gOut: [g] }) => {
-    const [h, w] = x!.shape.slice(-2) as [number, number];
-    const [oh, ow] = g!.shape.slice(-2) as [number, number];
-    let d = g!;
-    if (oh !== h) d = matmul(constant(d.graph, d.dtype, [h, oh], transposed(interpMatrix(h, oh), oh, h)), d);
-    if (ow !== w) d = matmul(d, constant(d.graph, d.dtype, [ow, w], interpMatrix(w, ow)));
-    return [d];
-  },
+  grad: ({ inputs: [x], gOut: [g] }) => [resizeBilinearAdjoint(g!, x!.shape.slice(-2) as [number, number])],
   emit: (n, ctx, outs) => {
     const x = n.inputs[0]!;
-    const sizes = n.outputs[0]!.shape;
-    if (x.dtype === 'float64') {
-      // ORT's Resize has no float64 CPU kernel; the matmul form is exact and the same as the gradient's.
-      const [h, w] = x.shape.slice(-2) as [number, number];
-      const [oh, ow] = sizes.slice(-2) as [number, number];
-      const mats: [string, boolean][] = [];
-      if (oh !== h) mats.push([ctx.constant({ dtype: 'float64', shape: [oh, h], data: interpMatrix(h, oh) }), true]);
-      if (ow !== w) mats.push([ctx.constant({ dtype: 'float64', shape: [w, ow], data: transposed(interpMatrix(w, ow), ow, w) }), false]);
-      if (mats.length === 0) return void ctx.node('Identity', [ctx.name(x)], outs);
-      let cur = ctx.name(x);
-      mats.forEach(([m, left], k) => {
-        [cur] = ctx.node('MatMul', left ? [m, cur] : [cur, m], k === mats.length - 1 ? outs : 1) as [string];
-      });
-      return;
-    }
-    ctx.node('Resize', [ctx.name(x), '', '', ctx.constant({ dtype: 'int64', shape: [sizes.length], data: BigInt64Array.from(sizes, BigInt) })], outs, {
-      mode: { s: 'linear' },
-      coordinate_transformation_mode: { s: 'half_pixel' },
-    });
+    emitResizeBilinear(ctx, ctx.name(x), x.shape, x.dtype, n.outputs[0]!.shape, outs[0]!);
   },
 });
 

@@ -142,7 +142,7 @@ defineOp('Concat', {
 });
 
 /** Normalised slice parameters, one entry per sliced axis. */
-function sliceParams(x: Value, a: Record<string, unknown>): { axis: number; start: number; len: number; step: number }[] {
+export function sliceParams(x: Value, a: Record<string, unknown>): { axis: number; start: number; len: number; step: number }[] {
   const starts = a.starts as number[], ends = a.ends as number[], axes = a.axes as number[], steps = a.steps as number[];
   if (starts.length !== ends.length || axes.length !== starts.length || steps.length !== starts.length) {
     throw new GraphError('starts/ends/axes/steps lengths differ');
