@@ -46,7 +46,7 @@ export function registerBench(program: Command): void {
     .option('--decoder <name>', 'mask_transformer or linear (default mask_transformer; not with --checkpoint)')
     .option('--image-size <N|HxW>', 'crop size in pixels, a multiple of 32 with sharing (default 512, or the checkpoint\'s crop)')
     .option('--classes <K>', 'number of classes (default 150; not with --checkpoint)', posInt('--classes'))
-    .option('--num-shared <S>', 'shared superpatches per image (default 0: no sharing); the policy network runs inside the timed forward', nonNegInt('--num-shared'))
+    .option('--num-shared <S>', 'shared superpatches per image (default 0: no sharing; with --checkpoint, the budget it was trained with); the policy network runs inside the timed forward', nonNegInt('--num-shared'))
     .option('--reduction <r>', 'token reduction instead of --num-shared, as 0.3 or 30% (the paper\'s S where it has one: 103 at 512, 336 for 44% at 768)')
     .option('--batch <B>', 'images per forward (the paper: 32)', posInt('--batch'), 32)
     .option('--warmup <N>', 'untimed warm-up iterations', nonNegInt('--warmup'), 50)
@@ -79,6 +79,14 @@ async function pytorchArgs(bo: BenchOptions, budgets: number[], threads: number)
     backbone: cfg.backbone, decoder: bo.decoder ?? 'mask_transformer', classes: cfg.n_cls, imageSize: bo.imageSize ?? [512, 512],
     budgets, policyWidth: bo.policyWidth ?? 1, batch: bo.batch ?? 32, threads,
   };
+}
+
+/** A CTS checkpoint is timed at its own budget unless told otherwise (0 for a baseline, or at another crop). */
+async function checkpointBudget(file: string | undefined, size: [number, number] | undefined): Promise<number> {
+  if (!file) return 0;
+  const ck = await loadCheckpoint(file);
+  const sameCrop = !size || (size[0] === ck.cropSize[0] && size[1] === ck.cropSize[1]);
+  return ck.cts.policy === 'policy_net' && sameCrop ? ck.cts.numShared : 0;
 }
 
 function parseProvider(v: string): Provider {
@@ -140,7 +148,8 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
   let budgets: number[];
   if (o.sweep) budgets = sweepBudgets(h, w, patch);
   else if (o.reduction !== undefined) budgets = [budgetForReduction(h, w, patch, parseReduction(o.reduction))];
-  else budgets = [o.numShared ?? 0];
+  else if (o.numShared !== undefined) budgets = [o.numShared];
+  else budgets = [await checkpointBudget(o.checkpoint, size)];
   if (o.checkpoint && !size && (o.sweep || o.reduction !== undefined)) {
     throw new CtsError('with --checkpoint, --sweep and --reduction need --image-size (the budgets depend on the crop)');
   }

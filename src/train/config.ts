@@ -83,8 +83,8 @@ export const TRAIN_PRESETS: Record<string, Preset> = {
   'cityscapes-vit-s-baseline': { dataset: 'cityscapes', backbone: 'vit_small_patch16_384', crop_size: 768, batch_size: 8, epochs: 216, learning_rate: 1e-2, policy_method: 'no_sharing' },
   'cityscapes-vit-s-cts': { dataset: 'cityscapes', backbone: 'vit_small_patch16_384', crop_size: 768, batch_size: 8, epochs: 216, learning_rate: 1e-2, policy_method: 'policy_net', num_tokens_notshared: 960, num_tokens_shared: 336 },
   // CamVid from scratch on 2 CPU cores: small crop, ViT-Ti, AdamW (SGD from scratch is very slow to start)
-  'camvid-vit-ti-baseline': { dataset: 'camvid', backbone: 'vit_tiny_patch16_384', crop_size: 352, batch_size: 4, optimizer: 'adamw', learning_rate: 5e-4, weight_decay: 0.01, policy_method: 'no_sharing', eval_every: 500 },
-  'camvid-vit-ti-cts': { dataset: 'camvid', backbone: 'vit_tiny_patch16_384', crop_size: 352, batch_size: 4, optimizer: 'adamw', learning_rate: 5e-4, weight_decay: 0.01, policy_method: 'policy_net', num_tokens_notshared: 292, num_tokens_shared: 48, eval_every: 500 },
+  'camvid-vit-ti-baseline': { dataset: 'camvid', backbone: 'vit_tiny_patch16_384', crop_size: 352, batch_size: 4, optimizer: 'adamw', learning_rate: 5e-4, weight_decay: 0.01, policy_method: 'no_sharing', iterations: 2000, eval_every: 2000 },
+  'camvid-vit-ti-cts': { dataset: 'camvid', backbone: 'vit_tiny_patch16_384', crop_size: 352, batch_size: 4, optimizer: 'adamw', learning_rate: 5e-4, weight_decay: 0.01, policy_method: 'policy_net', num_tokens_notshared: 292, num_tokens_shared: 48, iterations: 2000, eval_every: 2000 },
 };
 
 /** Reads a JSON config file (CtsError naming the file on failure). */
@@ -112,7 +112,17 @@ export function resolveTrainConfig(preset: string | undefined, file: Record<stri
     if (!p) throw new CtsError(`unknown preset '${preset}': expected one of ${Object.keys(TRAIN_PRESETS).join(', ')}`);
     base = p;
   }
-  const r = TrainConfigSchema.safeParse({ ...base, ...file, ...flags });
+  // The run length is one choice: a layer that gives epochs or iterations replaces the lower
+  // layers' length (a preset's epochs with --iterations is a shorter run, not a conflict).
+  let merged: Record<string, unknown> = {};
+  for (const layer of [base as Record<string, unknown>, file, flags]) {
+    if (layer.epochs !== undefined || layer.iterations !== undefined) {
+      const { epochs: _e, iterations: _i, ...rest } = merged;
+      merged = rest;
+    }
+    merged = { ...merged, ...layer };
+  }
+  const r = TrainConfigSchema.safeParse(merged);
   if (!r.success) throw new CtsError(`${source} is invalid: ${zodMessage(r.error)}`);
   return r.data;
 }

@@ -63,6 +63,28 @@ test('bench --json reports throughput, timing spread, tokens, GMACs and the mach
   assert.ok(j.peak_rss_mb > 0);
 });
 
+test('bench --checkpoint times a CTS checkpoint at its own budget unless told otherwise', async () => {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'cts-bench-'));
+  try {
+    const ck = join(dir, 'cts.safetensors');
+    const init = await run(['init', '--backbone', 'vit-ti', '--classes', '3', '--crop-size', '64', '--num-shared', '1', '--policy-width', '0.25', '--out', ck]);
+    assert.equal(init.code, 0, init.stderr);
+    const fast = ['--batch', '2', '--warmup', '1', '--iters', '1', '--json'];
+    const own = JSON.parse((await run(['bench', '--checkpoint', ck, ...fast])).stdout) as Record<string, any>;
+    assert.equal(own.num_shared, 1);
+    assert.equal(own.tokens_per_image, 13);
+    assert.equal(own.policy_width, 0.25);
+    const none = JSON.parse((await run(['bench', '--checkpoint', ck, '--num-shared', '0', ...fast])).stdout) as Record<string, any>;
+    assert.equal(none.num_shared, 0);
+    assert.equal(none.tokens_per_image, 16);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('bench --sweep times 0/15/30/44% budgets in one run and prints a table (and JSON)', async () => {
   const r = await run(['bench', ...TINY, '--sweep', '--json', '--policy-width', '0.5', '--fetch-logits']);
   assert.equal(r.code, 0, r.stderr);

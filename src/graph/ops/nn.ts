@@ -2,7 +2,7 @@
 // composites built from primitives (GELU, 2x2 average pooling). Cross-entropy lives in loss.ts.
 import { GraphError, defineOp, normAxis, type DType, type EmitCtx, type Value } from '../ir.js';
 import { constant, emitAs, requireFloat, sameDtype } from './util.js';
-import { add, emitErfF64, erf, mul } from './elementwise.js';
+import { add, emitErfF64, erf, exp, mul, sub } from './elementwise.js';
 import { reduceMean, reduceSum, sumToShape } from './reduce.js';
 import { expand, reshape } from './shape.js';
 import { matmul } from './linalg.js';
@@ -41,7 +41,7 @@ defineOp('Gelu', {
   infer: ([x]) => (requireFloat(x!, 'Gelu input'), [{ shape: [...x!.shape], dtype: x!.dtype }]),
   grad: ({ inputs: [x], gOut: [g] }) => {
     const cdf = add(mul(erf(mul(x!, Math.SQRT1_2)), 0.5), 0.5);
-    const xpdf = mul(mul(x!, 1 / Math.sqrt(2 * Math.PI)), exp_(mul(mul(x!, x!), -0.5)));
+    const xpdf = mul(mul(x!, 1 / Math.sqrt(2 * Math.PI)), exp(mul(mul(x!, x!), -0.5)));
     return [mul(g!, add(cdf, xpdf))];
   },
   emit: (n, ctx, outs) => {
@@ -81,7 +81,7 @@ defineOp('Softmax', {
   grad: ({ node, outputs: [y], gOut: [g] }) => {
     const axis = node.attrs.axis as number;
     const gy = mul(g!, y!);
-    return [sub_(gy, mul(y!, reduceSum(gy, [axis], true)))];
+    return [sub(gy, mul(y!, reduceSum(gy, [axis], true)))];
   },
   emit: emitAs('Softmax', { axis: 'int' }),
 });
@@ -90,13 +90,10 @@ defineOp('LogSoftmax', {
   infer: ([x]) => (requireFloat(x!, 'LogSoftmax input'), [{ shape: [...x!.shape], dtype: x!.dtype }]),
   grad: ({ node, outputs: [y], gOut: [g] }) => {
     const axis = node.attrs.axis as number;
-    return [sub_(g!, mul(exp_(y!), reduceSum(g!, [axis], true)))];
+    return [sub(g!, mul(exp(y!), reduceSum(g!, [axis], true)))];
   },
   emit: emitAs('LogSoftmax', { axis: 'int' }),
 });
-
-// local aliases keep the grad rules readable without widening the import list
-import { sub as sub_, exp as exp_ } from './elementwise.js';
 
 defineOp('LayerNormalization', {
   infer: ([x, w, b]) => {
@@ -116,13 +113,13 @@ defineOp('LayerNormalization', {
   },
   grad: ({ inputs: [x, w, b], outputs: [, mean, inv], gOut: [gy, gMean, gInv], needs }) => {
     const axis = x!.rank - 1, d = x!.shape[axis]!;
-    const xhat = mul(sub_(x!, mean!), inv!);
+    const xhat = mul(sub(x!, mean!), inv!);
     let dx: Value | undefined;
     if (needs(0)) {
       if (gy) {
         const dxhat = mul(gy, w!);
-        const centred = sub_(dxhat, reduceMean(dxhat, [axis], true));
-        dx = mul(inv!, sub_(centred, mul(xhat, reduceMean(mul(dxhat, xhat), [axis], true))));
+        const centred = sub(dxhat, reduceMean(dxhat, [axis], true));
+        dx = mul(inv!, sub(centred, mul(xhat, reduceMean(mul(dxhat, xhat), [axis], true))));
       }
       // The statistics outputs are differentiable too: dmean/dx = 1/d, dinv/dx = -inv^2 xhat / d.
       if (gInv) {
