@@ -18,7 +18,7 @@ import { cast, equal, exp, maximum, mul, not, sub, where, div } from './elementw
 import { reduceSum } from './reduce.js';
 import { concat, reshape, slice, transpose, unsqueeze } from './shape.js';
 import { gatherElements, scatterElements, zeros } from './indexing.js';
-import { interpMatrix } from './nn.js';
+import { interpMatrix, transposed } from './nn.js';
 import { matmul } from './linalg.js';
 import { add } from './elementwise.js';
 import { constant } from './util.js';
@@ -87,7 +87,7 @@ defineOp('SoftmaxCrossEntropy', {
     const [H, W] = outHW;
     const g0 = z!.graph, dt = z!.dtype;
     const mw = constant(g0, dt, [W, wd], interpMatrix(wd, W));
-    const mwT = constant(g0, dt, [wd, W], transposeMat(interpMatrix(wd, W), W, wd));
+    const mwT = constant(g0, dt, [wd, W], transposed(interpMatrix(wd, W), W, wd));
     const mh = interpMatrix(h, H);
     const flat = (v: Value) => reshape(v, [B * H * W, 1]);
     const [idxF, wF, lseF] = [flat(idx), flat(w), flat(lse!)];
@@ -104,7 +104,7 @@ defineOp('SoftmaxCrossEntropy', {
         const x = reshape(matmul(constant(g0, dt, [r1 - r0, c1 - c0 + 1], m), slice(y1, [c0], [c1 + 1], [0])), [(r1 - r0) * W, K]);
         const at = (v: Value) => slice(v, [(b * H + r0) * W], [(b * H + r1) * W], [0]);
         const d = dLogits(x, at(idxF), at(wF), at(lseF));
-        let contrib = matmul(constant(g0, dt, [c1 - c0 + 1, r1 - r0], transposeMat(m, r1 - r0, c1 - c0 + 1)), reshape(d, [r1 - r0, W * K]));
+        let contrib = matmul(constant(g0, dt, [c1 - c0 + 1, r1 - r0], transposed(m, r1 - r0, c1 - c0 + 1)), reshape(d, [r1 - r0, W * K]));
         if (!tail && c0 > 0) pieces.push(zeros(g0, [c0, W * K], dt));
         if (tail) {
           const L = tail.c1 - c0 + 1;
@@ -234,9 +234,3 @@ function bandMatrix(mh: Float64Array, h: number, r0: number, r1: number, c0: num
 
 /** Values per band (2^20 floats = 4 MB): small enough to stay in cache between the band's passes. */
 const BAND_VALUES = 1 << 20;
-
-function transposeMat(m: Float64Array, rows: number, cols: number): Float64Array {
-  const t = new Float64Array(m.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c]!;
-  return t;
-}

@@ -209,7 +209,8 @@ export function emitResizeBilinear(ctx: EmitCtx, x: string, inShape: readonly nu
   });
 }
 
-function transposed(m: Float64Array, rows: number, cols: number): Float64Array {
+/** Transpose of a row-major [rows, cols] matrix. */
+export function transposed(m: Float64Array, rows: number, cols: number): Float64Array {
   const t = new Float64Array(m.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c]!;
   return t;
