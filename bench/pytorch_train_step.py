@@ -5,6 +5,9 @@
 
 Protocol: random input and labels, `--warmup` untimed steps, then `--steps` timed steps; prints
 the median and spread of the step time and the process's peak resident memory (ru_maxrss).
+With `--serve` it builds the model, prints {"ready": true, ...} and then runs one timed step per
+`step` line on stdin ({"ms": t, "loss": l}) until `quit` ({"peak_rss_mb": m}): cts-seg alternates
+its steps with these so that both see the same machine load.
 Without torch it prints {"skipped": reason} and exits 0.
 """
 import argparse
@@ -28,6 +31,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--serve", action="store_true", help="one timed step per 'step' line on stdin (JSON lines)")
     a = ap.parse_args()
     if ps.torch is None:
         print(json.dumps({"skipped": "PyTorch is not installed (apt-get install python3-torch): " + ps.TORCH_ERROR}))
@@ -43,15 +47,32 @@ def main():
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
     x = torch.randn(a.batch, 3, *size)
     y = torch.randint(0, a.classes, (a.batch, *size))
-    times, losses = [], []
-    for i in range(a.warmup + a.steps):
+
+    def step():
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
-        dt = (time.perf_counter() - t0) * 1000
-        losses.append(float(loss))
+        return (time.perf_counter() - t0) * 1000, float(loss)
+
+    if a.serve:
+        print(json.dumps({"ready": True, **ps.runtime_info()}), flush=True)
+        for line in sys.stdin:
+            cmd = line.strip()
+            if cmd == "quit":
+                break
+            if cmd != "step":
+                print(json.dumps({"error": f"bad command '{cmd}'"}), flush=True)
+                continue
+            dt, loss = step()
+            print(json.dumps({"ms": round(dt, 3), "loss": loss}), flush=True)
+        print(json.dumps({"peak_rss_mb": ps.peak_rss_mb()}), flush=True)
+        return
+    times, losses = [], []
+    for i in range(a.warmup + a.steps):
+        dt, loss = step()
+        losses.append(loss)
         if i >= a.warmup:
             times.append(dt)
     s = sorted(times)

@@ -7,13 +7,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CtsError } from '../io/errors.js';
 
-/** The script, found from the compiled module (dist/src/bench) or the sources (src/bench). */
-export function pytorchScript(): string {
-  for (const rel of ['../../../bench/pytorch_segmenter.py', '../../bench/pytorch_segmenter.py']) {
+/** A script of bench/ (default the forward benchmark), found from the compiled module (dist/src/bench) or the sources (src/bench). */
+export function pytorchScript(name = 'pytorch_segmenter.py'): string {
+  for (const rel of [`../../../bench/${name}`, `../../bench/${name}`]) {
     const p = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(p)) return p;
   }
-  throw new CtsError('bench/pytorch_segmenter.py is not found beside this installation (it ships with the cts-seg repository, not the npm package)');
+  throw new CtsError(`bench/${name} is not found beside this installation (it ships with the cts-seg repository, not the npm package)`);
 }
 
 /** A Python interpreter that can import torch: `python` if given, else $CTS_PYTHON, python3, /usr/bin/python3. */
@@ -54,8 +54,8 @@ const SHORT: Record<string, string> = {
 };
 
 /**
- * The script in `--serve` mode: models built once, then one timed iteration per request, so that
- * cts-seg can alternate its iterations with PyTorch's and both see the same machine load.
+ * A bench/ script in `--serve` mode: models built once, then one timed iteration per request, so
+ * that cts-seg can alternate its iterations with PyTorch's and both see the same machine load.
  */
 export class PytorchServer {
   private buffer = '';
@@ -70,12 +70,16 @@ export class PytorchServer {
   static async start(python: string, a: PytorchArgs): Promise<PytorchServer> {
     const backbone = SHORT[a.backbone] ?? a.backbone;
     if (!Object.values(SHORT).includes(backbone)) throw new CtsError(`the PyTorch comparison supports the ViT presets only, not '${a.backbone}'`);
-    const args = [
-      pytorchScript(), '--serve', '--backbone', backbone, '--decoder', a.decoder, '--classes', String(a.classes),
+    return PytorchServer.launch(python, pytorchScript(), [
+      '--backbone', backbone, '--decoder', a.decoder, '--classes', String(a.classes),
       '--image-size', `${a.imageSize[0]}x${a.imageSize[1]}`, '--num-shared', a.budgets.join(','), '--policy-width', String(a.policyWidth),
       '--batch', String(a.batch), '--threads', String(a.threads),
-    ];
-    const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    ]);
+  }
+
+  /** Starts `script --serve ...args` and waits for its ready line (a skipped run is an error). */
+  static async launch(python: string, script: string, args: string[]): Promise<PytorchServer> {
+    const child = spawn(python, [script, '--serve', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const server = new PytorchServer(child, { torch_version: '', blas: '', threads: 0 });
     child.stdout.on('data', (d: Buffer) => server.onData(d.toString()));
     child.stderr.on('data', (d: Buffer) => (server.stderrTail = (server.stderrTail + d.toString()).slice(-2000)));
@@ -116,12 +120,17 @@ export class PytorchServer {
 
   /** Times one forward of the budget-S model (or its policy network alone), in ms. */
   async time(kind: 'forward' | 'policy', S: number): Promise<number> {
+    return (await this.request(`${kind} ${S}`)).ms;
+  }
+
+  /** Sends one command line; returns its JSON answer, which must carry `ms`. */
+  async request(cmd: string): Promise<{ ms: number } & Record<string, unknown>> {
     if (this.exited !== null) throw this.failure('stopped');
-    this.child.stdin.write(`${kind} ${S}\n`);
+    this.child.stdin.write(`${cmd}\n`);
     const line = await this.next();
     const r = JSON.parse(line || '{}') as { ms?: number; error?: string };
-    if (r.ms === undefined) throw this.failure(r.error ? `refused '${kind} ${S}': ${r.error}` : 'failed');
-    return r.ms;
+    if (r.ms === undefined) throw this.failure(r.error ? `refused '${cmd}': ${r.error}` : 'failed');
+    return r as { ms: number } & Record<string, unknown>;
   }
 
   /** Stops the script; returns its final report (with peak RSS). */

@@ -1,9 +1,6 @@
 // Training-step benchmark (issue: "a ViT-S/16 training step at 512x512, batch 2, forward + backward
 // + update, at most half the time of PyTorch 1.13 CPU with no more peak memory; resident memory
 // flat over 2,000 steps"). Random weights and data: speed does not depend on the values.
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { createSegmenterConfig } from '../models/config.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { initSegmenterWeights } from '../models/init.js';
@@ -12,6 +9,7 @@ import { TrainStep } from '../train/step.js';
 import { initState, SGD_DEFAULTS } from '../train/optim.js';
 import { createRng } from '../util/rng.js';
 import type { HostTensor } from '../io/tensor.js';
+import { findTorchPython, pytorchScript, PytorchServer } from './pytorch.js';
 
 /** Options of the training-step benchmark. */
 export interface TrainBenchOptions {
@@ -29,6 +27,8 @@ export interface TrainBenchOptions {
   /** Called every `every` steps with (step, rss MB) for the memory-flatness check. */
   onRss?: (step: number, rssMb: number) => void;
   every?: number;
+  /** Awaited after every step (0-based index i), outside the timed region: the PyTorch step runs here. */
+  between?: (i: number) => Promise<void>;
 }
 
 /** Result of the training-step benchmark. */
@@ -71,6 +71,7 @@ export async function benchTrainStep(o: TrainBenchOptions): Promise<TrainBenchRe
     params = out.params;
     state = out.state;
     loss = out.loss;
+    await o.between?.(i);
     if (o.every && (i + 1) % o.every === 0) {
       const rss = process.memoryUsage().rss / 2 ** 20;
       first ??= rss;
@@ -87,20 +88,53 @@ export async function benchTrainStep(o: TrainBenchOptions): Promise<TrainBenchRe
   };
 }
 
-/** Runs bench/pytorch_train_step.py with the same shapes (separate process, so its memory is its own). */
-export function benchTrainPytorch(o: TrainBenchOptions, python = '/usr/bin/python3'): Promise<Record<string, unknown>> {
-  const script = fileURLToPath(new URL('../../../bench/pytorch_train_step.py', import.meta.url));
-  if (!existsSync(script)) return Promise.resolve({ skipped: `${script} not found` });
-  const args = [script, '--backbone', o.backbone, '--decoder', o.decoder, '--image-size', String(o.imageSize), '--classes', String(o.classes),
-    '--batch', String(o.batch), '--warmup', String(o.warmup), '--steps', String(o.steps), ...(o.threads ? ['--threads', String(o.threads)] : [])];
-  return new Promise((resolve) => {
-    execFile(existsSync(python) ? python : 'python3', args, { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) return resolve({ skipped: `PyTorch run failed: ${(stderr || err.message).split('\n').filter(Boolean).slice(-1)[0]}` });
-      try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown>);
-      } catch {
-        resolve({ skipped: `unexpected PyTorch output: ${stdout.slice(0, 200)}` });
-      }
+/**
+ * benchTrainStep with bench/pytorch_train_step.py's steps alternated with ours (PyTorch in its own
+ * process, so each side's peak memory is its own): a change of machine load during the run hits
+ * both alike, which a run of one after the other does not. Without torch, or if the PyTorch side
+ * fails, `pytorch` says why it was skipped and the cts-seg timing stands.
+ */
+export async function benchTrainVsPytorch(o: TrainBenchOptions, python?: string): Promise<{ ours: TrainBenchResult; pytorch: Record<string, unknown> }> {
+  const found = findTorchPython(python);
+  if (!found.python) return { ours: await benchTrainStep(o), pytorch: { skipped: found.reason } };
+  let server: PytorchServer | undefined;
+  let skipped: string | undefined;
+  try {
+    server = await PytorchServer.launch(found.python, pytorchScript('pytorch_train_step.py'), [
+      '--backbone', o.backbone, '--decoder', o.decoder, '--image-size', String(o.imageSize), '--classes', String(o.classes),
+      '--batch', String(o.batch), ...(o.threads ? ['--threads', String(o.threads)] : []),
+    ]);
+  } catch (e) {
+    skipped = e instanceof Error ? e.message : String(e);
+  }
+  const times: number[] = [];
+  let loss = NaN;
+  try {
+    const ours = await benchTrainStep({
+      ...o,
+      between: async (i) => {
+        if (!server || skipped) return;
+        try {
+          const r = await server.request('step');
+          if (i >= o.warmup) times.push(r.ms);
+          loss = Number(r.loss);
+        } catch (e) {
+          skipped = e instanceof Error ? e.message : String(e);
+        }
+      },
     });
-  });
+    if (!server || skipped) return { ours, pytorch: { skipped } };
+    const info = await server.close();
+    times.sort((a, c) => a - c);
+    return {
+      ours,
+      pytorch: {
+        framework: `pytorch ${info.torch_version}`, blas: info.blas, threads: info.threads, interleaved: true,
+        ms_per_step_median: times[Math.floor(times.length / 2)], ms_per_step_min: times[0], ms_per_step_max: times[times.length - 1],
+        peak_rss_mb: info.peak_rss_mb, last_loss: loss,
+      },
+    };
+  } finally {
+    server?.kill();
+  }
 }

@@ -1,6 +1,6 @@
 // `cts-seg bench-train`: times a Segmenter training step, optionally next to PyTorch (same run).
 import type { Command } from 'commander';
-import { benchTrainPytorch, benchTrainStep, type TrainBenchOptions } from '../bench/train.js';
+import { benchTrainStep, benchTrainVsPytorch, type TrainBenchOptions } from '../bench/train.js';
 import { BACKBONE_ALIASES } from '../models/config.js';
 import { CtsError } from '../io/errors.js';
 import { action, nonNegInt, posInt } from './util.js';
@@ -21,7 +21,7 @@ export function registerBenchTrain(program: Command): void {
     .option('--no-stochastic', 'without decoder dropout and drop-path (what the PyTorch reference model has)')
     .option('--threads <n>', 'intra-op threads for both frameworks', posInt('--threads'))
     .option('--rss-every <n>', 'print resident memory every n steps (memory-flatness check)', posInt('--rss-every'))
-    .option('--compare-pytorch', 'also run bench/pytorch_train_step.py (needs python3-torch) and print the ratio')
+    .option('--compare-pytorch', 'alternate each step with one of bench/pytorch_train_step.py (needs python3-torch) and print the ratio')
     .option('--json', 'print one JSON object')
     .action(action(async (o: Record<string, unknown>) => {
       const backbone = String(o.backbone);
@@ -33,8 +33,7 @@ export function registerBenchTrain(program: Command): void {
         ...(o.threads ? { threads: o.threads as number } : {}),
         ...(o.rssEvery ? { every: o.rssEvery as number, onRss: (s: number, mb: number) => process.stderr.write(`step ${s}: rss ${mb.toFixed(0)} MB\n`) } : {}),
       };
-      const ours = await benchTrainStep(opts);
-      const torch = o.comparePytorch ? await benchTrainPytorch(opts) : undefined;
+      const { ours, pytorch: torch } = o.comparePytorch ? await benchTrainVsPytorch(opts) : { ours: await benchTrainStep(opts), pytorch: undefined };
       const ratio = torch && typeof torch.ms_per_step_median === 'number' ? torch.ms_per_step_median / ours.ms_per_step_median : undefined;
       const result = { ...opts, onRss: undefined, cts_seg: ours, ...(torch ? { pytorch: torch } : {}), ...(ratio ? { speedup_vs_pytorch: ratio } : {}) };
       if (o.json) return void process.stdout.write(JSON.stringify(result) + '\n');

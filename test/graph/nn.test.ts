@@ -222,8 +222,9 @@ test('softmaxCrossEntropy: float32 is stable for large logits and matches float6
 });
 
 test('upsampledCrossEntropy equals cross-entropy of the bilinear upsampling, value and gradient', async () => {
-  // One band; many bands of 1-3 rows (shared source rows between bands); downsampling (unread rows).
-  const cases = [[2, [2, 3], [8, 12], undefined], [2, [3, 4], [11, 13], 40], [1, [3, 2], [5, 4], 7], [1, [6, 5], [2, 3], 10]] as [number, [number, number], [number, number], number | undefined][];
+  // Bands reading one or two source rows (x4, elementwise); many bands of 1-3 rows (shared source rows
+  // between bands); downsampling (unread rows); x2, whose short runs merge into matmul bands.
+  const cases = [[2, [2, 3], [8, 12], undefined], [2, [3, 4], [11, 13], 40], [1, [3, 2], [5, 4], 7], [1, [6, 5], [2, 3], 10], [1, [4, 3], [8, 6], undefined]] as [number, [number, number], [number, number], number | undefined][];
   for (const [b, hw, HW, bandValues] of cases) {
     const o = bandValues ? { bandValues } : {};
     const z = randTensor([b, 3, ...hw], 60 + b, -3, 3);
@@ -238,6 +239,24 @@ test('upsampledCrossEntropy equals cross-entropy of the bilinear upsampling, val
     assertClose(f64(r.gf!), [...f64(r.gp!)], 1e-12, 1e-12, 'gradient');
     await gradCheck((x, y) => upsampledCrossEntropy(x, y, 255, o), [{ value: z }, ints([b, ...HW], labels)], { maxElements: 12 });
   }
+});
+
+test('upsampledCrossEntropy: float32 logits far from 0 (shifted at low resolution) neither overflow nor drift', async () => {
+  // exp(300) overflows float32; classes 40 apart make the softmax nearly one-hot.
+  const z32 = randTensor([2, 4, 3, 3], 64, -20, 20, 'float32');
+  const d = z32.data as Float32Array;
+  for (let i = 0; i < d.length; i++) d[i] = d[i]! + (Math.floor(i / 9) % 4 === 1 ? 340 : 300);
+  const HW = [40, 24];
+  const labels = Array.from({ length: 2 * HW[0]! * HW[1]! }, (_, i) => (i % 11 === 5 ? 255 : (i * 7) % 4));
+  const r = await forward(([x, y]) => {
+    const fused = upsampledCrossEntropy(x!, y!, 255, { bandValues: 200 });
+    const plain = softmaxCrossEntropy(resizeBilinear(x!, HW[0]!, HW[1]!), y!);
+    return { fused, plain, gf: grad(fused, [x!])[0]!, gp: grad(plain, [x!])[0]! };
+  }, [z32, tensorOf('int64', [2, ...HW], labels)]);
+  const [lf, lp] = [(r.fused!.data as Float32Array)[0]!, (r.plain!.data as Float32Array)[0]!];
+  assert.ok(Number.isFinite(lf) && lf > 1, `loss ${lf}`);
+  assert.ok(Math.abs(lf - lp) <= 1e-5 * lp, `loss ${lf} vs ${lp}`);
+  assert.ok(maxRelDiff(r.gf!.data as Float32Array, r.gp!.data as Float32Array) < 1e-6, 'gradient');
 });
 
 test('attentionCore: equals softmax(q kT) v in value and gradient, finite differences for q, k, v', async () => {

@@ -5,7 +5,7 @@ import { GraphError, defineOp, fmt, type Value } from '../ir.js';
 import { broadcastShapes, emitAs, requireFloat, sameDtype } from './util.js';
 import { sumToShape } from './reduce.js';
 import { mul } from './elementwise.js';
-import { transpose } from './shape.js';
+import { reshape, transpose } from './shape.js';
 
 /** Batched matrix product a[..., m, k] @ b[..., k, n]. */
 export function matmul(a: Value, b: Value): Value {
@@ -28,6 +28,22 @@ export function mT(x: Value): Value {
   perm[x.rank - 1] = x.rank - 2;
   perm[x.rank - 2] = x.rank - 1;
   return transpose(x, perm);
+}
+
+/**
+ * aᵀ b for 2-D a [T, m] and b [T, n] (a weight gradient: T is tokens, m and n features). Why not
+ * Gemm(transA=1): MLAS runs transposed-A products 10-25% slower than an explicit transpose followed
+ * by a plain product (measured on the ViT-S weight gradients, T = 2050: 78-81 against 87-94 GMAC/s),
+ * and ORT's MatmulTransposeFusion folds a plain Transpose feeding MatMul back into transA. Moving a
+ * size-1 axis along hides the pattern. The smaller operand is the one transposed.
+ */
+export function aTb(a: Value, b: Value): Value {
+  if (a.rank !== 2 || b.rank !== 2 || a.shape[0] !== b.shape[0]) throw new GraphError(`aTb needs [T, m] and [T, n]; got ${a} and ${b}`);
+  const unfusedT = (x: Value) => {
+    const [r, c] = x.shape as [number, number];
+    return reshape(transpose(reshape(x, [r, 1, c]), [2, 0, 1]), [c, r]);
+  };
+  return a.shape[1]! <= b.shape[1]! ? matmul(unfusedT(a), b) : transpose(matmul(unfusedT(b), a), [1, 0]);
 }
 
 defineOp('MatMul', {
@@ -68,7 +84,7 @@ defineOp('Gemm', {
     const alpha = node.attrs.alpha as number, beta = node.attrs.beta as number;
     const scale = (v: Value, s: number) => (s === 1 ? v : mul(v, s));
     const dA = needs(0) ? (tA ? gemm(b!, g!, undefined, { transA: tB, transB: true }) : gemm(g!, b!, undefined, { transB: !tB })) : null;
-    const dB = needs(1) ? (tB ? gemm(g!, a!, undefined, { transA: true, transB: tA }) : gemm(a!, g!, undefined, { transA: !tA })) : null;
+    const dB = needs(1) ? (tB ? (tA ? gemm(g!, a!, undefined, { transA: true, transB: true }) : aTb(g!, a!)) : (tA ? gemm(a!, g!) : aTb(a!, g!))) : null;
     const dC = c && needs(2) ? sumToShape(scale(g!, beta), c.shape) : null;
     return [dA && scale(dA, alpha), dB && scale(dB, alpha), dC];
   },

@@ -12,10 +12,17 @@
 // (a few MB each, built by two small matmuls with the separable interpolation matrices, classes
 // last so every reduction runs over contiguous memory) and recomputes the band in the backward. The
 // logits otherwise dominate a training step's memory peak (3x 315 MB at ViT-S 512x512, batch 2).
+//
+// Its max-shift happens before the upsampling: z minus its per-pixel class maximum, at low resolution
+// (32x32 for 512x512). Bilinear weights are convex and sum to 1, so an upsampled pixel's shift (the
+// interpolated maxima) is at least its own class maximum: exp never overflows, softmax and loss are
+// unchanged, and every band saves the full-resolution max, subtract and add passes (~50 ms of a ViT-S
+// step). exp could only underflow if neighbouring low-resolution pixels' top logits differed by more
+// than ~87, far beyond trained segmentation logits; the loss would then be Inf and training stops.
 import { GraphError, defineOp, fmt, type EmitCtx, type Node, type Value } from '../ir.js';
 import { requireFloat } from './util.js';
 import { cast, equal, exp, maximum, mul, not, sub, where, div } from './elementwise.js';
-import { reduceSum } from './reduce.js';
+import { reduceMax, reduceSum } from './reduce.js';
 import { concat, reshape, slice, transpose, unsqueeze } from './shape.js';
 import { gatherElements, scatterElements, zeros } from './indexing.js';
 import { interpMatrix, transposed } from './nn.js';
@@ -64,7 +71,8 @@ defineOp('SoftmaxCrossEntropy', {
       throw new GraphError(`labels ${fmt(l!.shape)} do not match logits ${fmt(full)} without the class axis (want ${fmt(ls)})`);
     }
     const stat = full.map((d, i) => (i === 1 ? 1 : d));
-    // Outputs: the loss, and the per-pixel log-sum-exp [B,1,...] that the gradient reuses.
+    // Outputs: the loss, and the per-pixel log-sum-exp [B,1,...] that the gradient reuses (of the
+    // shifted logits when upsampling).
     return [{ shape: [], dtype: x!.dtype }, { shape: stat, dtype: x!.dtype }];
   },
   // d loss / d x = (softmax(x) - onehot(label)) * valid * g / max(count, 1); with upsampling, x is
@@ -76,11 +84,13 @@ defineOp('SoftmaxCrossEntropy', {
     const { idx, valid } = labelParts(labels!, node.attrs.ignoreIndex as number, dtype);
     const w = div(mul(valid, g), maximum(reduceSum(valid), 1));
     const outHW = node.attrs.outHW as [number, number] | undefined;
-    const dLogits = (x: Value, idx: Value, w: Value, lse: Value) => {
+    const dLogits = (x: Value, idx: Value, w: Value, lse: Value, shifted: boolean) => {
       const atLabel = mul(sub(exp(sub(gatherElements(x, idx, 1), lse)), 1), w);
-      return scatterElements(mul(exp(sub(x, lse)), w), idx, atLabel, 1);
+      // Upsampled bands are shifted (x <= 0), so exp(x) * (w e^-lse) is safe and one pass cheaper.
+      const p = shifted ? mul(exp(x), mul(w, exp(mul(lse, -1)))) : mul(exp(sub(x, lse)), w);
+      return scatterElements(p, idx, atLabel, 1);
     };
-    if (!outHW) return [dLogits(z!, idx, w, lse!), null];
+    if (!outHW) return [dLogits(z!, idx, w, lse!, false), null];
     // Same bands as the forward: recompute each band's logits, form its gradient, and pull it back
     // through the row interpolation; the column interpolation is undone once per image.
     const [B, K, h, wd] = z!.shape as [number, number, number, number];
@@ -91,19 +101,28 @@ defineOp('SoftmaxCrossEntropy', {
     const mh = interpMatrix(h, H);
     const flat = (v: Value) => reshape(v, [B * H * W, 1]);
     const [idxF, wF, lseF] = [flat(idx), flat(w), flat(lse!)];
-    const zt = transpose(z!, [0, 2, 3, 1]);
+    const zt0 = transpose(z!, [0, 2, 3, 1]);
+    const zt = sub(zt0, reduceMax(zt0, [3], true));
     const parts: Value[] = [];
     for (let b = 0; b < B; b++) {
       const y1 = reshape(matmul(mw, reshape(row(zt, b), [h, wd, K])), [h, W * K]);
+      const dy1 = h > 1 ? sub(slice(y1, [1], [h], [0]), slice(y1, [0], [h - 1], [0])) : y1;
       // Each band's pull-back covers source rows [c0, c1]; neighbouring bands share at most a row or
       // two, which are added, and the rest is concatenated (no image-sized accumulator per band).
       const pieces: Value[] = [];
       let tail: { v: Value; c0: number; c1: number } | undefined;
       for (const { r0, r1, c0, c1 } of bands(H, W * K, mh, h, node.attrs.bandValues as number)) {
         const m = bandMatrix(mh, h, r0, r1, c0, c1);
-        const x = reshape(matmul(constant(g0, dt, [r1 - r0, c1 - c0 + 1], m), slice(y1, [c0], [c1 + 1], [0])), [(r1 - r0) * W, K]);
+        // A band reading one source row scales it; one reading two is r0 + t (r1 - r0) (bilinear
+        // weights sum to 1), two elementwise passes that run ~1.5x faster than MLAS's K=2 matmul.
+        const rows = (v: Value, i: number, n = 1) => slice(v, [i], [i + n], [0]);
+        const col = (j: number) => constant(g0, dt, [r1 - r0, 1], bandColumn(mh, h, r0, r1, j));
+        const xr = c1 === c0 ? mul(col(c0), rows(y1, c0))
+          : c1 === c0 + 1 ? add(rows(y1, c0), mul(col(c1), rows(dy1, c0)))
+          : matmul(constant(g0, dt, [r1 - r0, c1 - c0 + 1], m), rows(y1, c0, c1 - c0 + 1));
+        const x = reshape(xr, [(r1 - r0) * W, K]);
         const at = (v: Value) => slice(v, [(b * H + r0) * W], [(b * H + r1) * W], [0]);
-        const d = dLogits(x, at(idxF), at(wF), at(lseF));
+        const d = dLogits(x, at(idxF), at(wF), at(lseF), true);
         let contrib = matmul(constant(g0, dt, [c1 - c0 + 1, r1 - r0], transposed(m, r1 - r0, c1 - c0 + 1)), reshape(d, [r1 - r0, W * K]));
         if (!tail && c0 > 0) pieces.push(zeros(g0, [c0, W * K], dt));
         if (tail) {
@@ -153,7 +172,9 @@ function emitCrossEntropy(n: Node, ctx: EmitCtx, outs: string[]): void {
   const mat = (shape: number[], data: Float64Array) => ctx.constant(dtype === 'float64' ? { dtype, shape, data } : { dtype: 'float32', shape, data: Float32Array.from(data) });
   const mw = mat([W, wd], interpMatrix(wd, W));
   const mh = interpMatrix(h, H);
-  const [zt] = ctx.node('Transpose', [z], 1, { perm: { ints: [0, 2, 3, 1] } });
+  const [zt0] = ctx.node('Transpose', [z], 1, { perm: { ints: [0, 2, 3, 1] } });
+  const [zMax] = ctx.node('ReduceMax', [zt0!, i64([3])], 1, { keepdims: { i: 1 } });
+  const [zt] = ctx.node('Sub', [zt0!, zMax!], 1);
   const [idxF] = ctx.node('Reshape', [idx!, i64([B * H * W, 1])], 1);
   const stats: string[] = [];
   for (let b = 0; b < B; b++) {
@@ -161,15 +182,20 @@ function emitCrossEntropy(n: Node, ctx: EmitCtx, outs: string[]): void {
     const [zb3] = ctx.node('Reshape', [zb!, i64([h, wd, K])], 1);
     const [y1] = ctx.node('MatMul', [mw, zb3!], 1);
     const [y1r] = ctx.node('Reshape', [y1!, i64([h, W * K])], 1);
+    const rows = (v: string, i: number, n = 1) => ctx.node('Slice', [v, i64([i]), i64([i + n]), i64([0])], 1)[0]!;
+    const dy1 = h > 1 ? ctx.node('Sub', [rows(y1r!, 1, h - 1), rows(y1r!, 0, h - 1)], 1)[0]! : y1r!;
     for (const { r0, r1, c0, c1 } of bands(H, W * K, mh, h, n.attrs.bandValues as number)) {
       const R = r1 - r0;
-      const [ys] = ctx.node('Slice', [y1r!, i64([c0]), i64([c1 + 1]), i64([0])], 1);
-      const [xr] = ctx.node('MatMul', [mat([R, c1 - c0 + 1], bandMatrix(mh, h, r0, r1, c0, c1)), ys!], 1);
+      // The same three forms as the gradient's recomputation (see the note there).
+      const col = (j: number) => mat([R, 1], bandColumn(mh, h, r0, r1, j));
+      const [xr] = c1 === c0 ? ctx.node('Mul', [col(c0), rows(y1r!, c0)], 1)
+        : c1 === c0 + 1 ? ctx.node('Add', [rows(y1r!, c0), ctx.node('Mul', [col(c1), rows(dy1, c0)], 1)[0]!], 1)
+        : ctx.node('MatMul', [mat([R, c1 - c0 + 1], bandMatrix(mh, h, r0, r1, c0, c1)), rows(y1r!, c0, c1 - c0 + 1)], 1);
       const [x] = ctx.node('Reshape', [xr!, i64([R * W, K])], 1);
       const [ib] = ctx.node('Slice', [idxF!, i64([(b * H + r0) * W]), i64([(b * H + r1) * W]), i64([0])], 1);
       // lse and nll leave the band as one [R*W, 2] tensor: whichever consumer ORT schedules first
       // (the backward wants lse, the loss nll) then runs the whole band, so x dies band by band.
-      const { lse: l, nll } = emitBand(ctx, x!, ib!, -1);
+      const { lse: l, nll } = emitBand(ctx, x!, ib!, -1, false);
       stats.push(ctx.node('Concat', [l, nll], 1, { axis: { i: 1 } })[0]!);
     }
   }
@@ -181,19 +207,29 @@ function emitCrossEntropy(n: Node, ctx: EmitCtx, outs: string[]): void {
   emitMean(ctx, nll!, ok!, dtype, loss, axis1, num);
 }
 
-/** log-sum-exp over `axis` (max-shifted) and lse minus the logit at each label, both with that axis kept as 1. */
-function emitBand(ctx: EmitCtx, x: string, idx: string, axis: number): { lse: string; nll: string } {
+/**
+ * log-sum-exp over `axis` and lse minus the logit at each label, both with that axis kept as 1.
+ * `shift` max-shifts x first; without it x must already be shifted (see the header).
+ */
+function emitBand(ctx: EmitCtx, x: string, idx: string, axis: number, shift = true): { lse: string; nll: string } {
   const ax = ctx.constant({ dtype: 'int64', shape: [1], data: BigInt64Array.of(BigInt(axis)) });
   const keep = { keepdims: { i: 1 } };
-  const [m] = ctx.node('ReduceMax', [x, ax], 1, keep);
-  const [xc] = ctx.node('Sub', [x, m!], 1);
-  const [e] = ctx.node('Exp', [xc!], 1);
-  const [s] = ctx.node('ReduceSum', [e!, ax], 1, keep);
-  const [ls] = ctx.node('Log', [s!], 1);
-  const [lse] = ctx.node('Add', [ls!, m!], 1);
+  let lse: string;
+  if (shift) {
+    const [m] = ctx.node('ReduceMax', [x, ax], 1, keep);
+    const [xc] = ctx.node('Sub', [x, m!], 1);
+    const [e] = ctx.node('Exp', [xc!], 1);
+    const [s] = ctx.node('ReduceSum', [e!, ax], 1, keep);
+    const [ls] = ctx.node('Log', [s!], 1);
+    [lse] = ctx.node('Add', [ls!, m!], 1) as [string];
+  } else {
+    const [e] = ctx.node('Exp', [x], 1);
+    const [s] = ctx.node('ReduceSum', [e!, ax], 1, keep);
+    [lse] = ctx.node('Log', [s!], 1) as [string];
+  }
   const [picked] = ctx.node('GatherElements', [x, idx], 1, { axis: { i: axis } });
-  const [nll] = ctx.node('Sub', [lse!, picked!], 1);
-  return { lse: lse!, nll: nll! };
+  const [nll] = ctx.node('Sub', [lse, picked!], 1);
+  return { lse, nll: nll! };
 }
 
 /** loss = sum(nll * valid) / max(count, 1) over all pixels. */
@@ -208,21 +244,46 @@ function emitMean(ctx: EmitCtx, nll: string, ok: string, dtype: string, loss: st
 }
 
 /**
- * Row bands [r0, r1) of an H-row output whose rows hold `perRow` values (about `bandValues` a band),
- * with the source rows [c0, c1] that the row interpolation `mh` [H, h] reads for them. The bands
- * cover every source row in order, neighbours overlapping in at most the rows they share.
+ * Row bands [r0, r1) of an H-row output whose rows hold `perRow` values (at most `bandValues` a
+ * band, unless one row is more), with the source rows [c0, c1] that the row interpolation `mh`
+ * [H, h] reads for them. A band is a run of rows that read the same source rows (16 rows between
+ * two source rows for Segmenter's x16), so most bands read one or two rows and interpolate
+ * elementwise; runs shorter than MIN_RUN rows (small up- or downsampling factors) are merged and
+ * interpolated by a matmul. Bands cover every source row in order, neighbours sharing at most the
+ * rows they both read.
  */
 function bands(H: number, perRow: number, mh: Float64Array, h: number, bandValues: number): { r0: number; r1: number; c0: number; c1: number }[] {
-  const n = Math.ceil(H / Math.max(1, Math.floor(bandValues / perRow)));
-  const R = Math.ceil(H / n);
-  const out: { r0: number; r1: number; c0: number; c1: number }[] = [];
-  for (let r0 = 0; r0 < H; r0 += R) {
-    const r1 = Math.min(H, r0 + R);
+  const cap = Math.max(1, Math.floor(bandValues / perRow));
+  const support = (r: number) => {
     let c0 = h, c1 = -1;
-    for (let r = r0; r < r1; r++) for (let c = 0; c < h; c++) if (mh[r * h + c] !== 0) { c0 = Math.min(c0, c); c1 = Math.max(c1, c); }
-    out.push({ r0, r1, c0, c1 });
+    for (let c = 0; c < h; c++) if (mh[r * h + c] !== 0) { c0 = Math.min(c0, c); c1 = Math.max(c1, c); }
+    return { c0, c1 };
+  };
+  const out: { r0: number; r1: number; c0: number; c1: number }[] = [];
+  let band: { r0: number; r1: number; c0: number; c1: number; same: boolean } | undefined;
+  for (let r = 0; r < H; r++) {
+    const { c0, c1 } = support(r);
+    const len = band ? band.r1 - band.r0 : 0;
+    if (band && len < cap && ((band.same && c0 === band.c0 && c1 === band.c1) || len < MIN_RUN)) {
+      band.same &&= c0 === band.c0 && c1 === band.c1;
+      band.r1 = r + 1;
+      band.c0 = Math.min(band.c0, c0);
+      band.c1 = Math.max(band.c1, c1);
+    } else {
+      if (band) out.push({ r0: band.r0, r1: band.r1, c0: band.c0, c1: band.c1 });
+      band = { r0: r, r1: r + 1, c0, c1, same: true };
+    }
   }
+  if (band) out.push({ r0: band.r0, r1: band.r1, c0: band.c0, c1: band.c1 });
   return out;
+}
+
+/** Shorter runs of rows reading the same source rows are merged into one band (fewer, larger ops). */
+const MIN_RUN = 4;
+
+/** Column j of rows r0..r1-1 of the [H, h] matrix mh: the weights those rows give source row j. */
+function bandColumn(mh: Float64Array, h: number, r0: number, r1: number, j: number): Float64Array {
+  return Float64Array.from({ length: r1 - r0 }, (_, i) => mh[(r0 + i) * h + j]!);
 }
 
 /** Rows r0..r1-1, columns c0..c1 of the [H, h] matrix mh. */
@@ -232,5 +293,8 @@ function bandMatrix(mh: Float64Array, h: number, r0: number, r1: number, c0: num
   return out;
 }
 
-/** Values per band (2^20 floats = 4 MB): small enough to stay in cache between the band's passes. */
-const BAND_VALUES = 1 << 20;
+/**
+ * Values per band at most (5 MB of float32): small enough to stay in cache between the band's
+ * passes, large enough for the 16 rows x 512 x 150 classes of ViT-S at 512x512 in one band.
+ */
+const BAND_VALUES = 1_310_720;

@@ -1,5 +1,6 @@
 // Reductions: ReduceSum, ReduceMean, ReduceMax, and the un-broadcast helper used by gradients.
-import { GraphError, defineOp, fmt, normAxis, type Node, type Value } from '../ir.js';
+import { GraphError, defineOp, fmt, normAxis, type Graph, type Node, type Value } from '../ir.js';
+import { matmul } from './linalg.js';
 import { expand, reshape } from './shape.js';
 import { cast, div, equal, mul } from './elementwise.js';
 
@@ -32,8 +33,27 @@ export function sumToShape(g: Value, shape: readonly number[]): Value {
   for (let i = 0; i < g.rank; i++) {
     if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
   }
+  const R = axes.reduce((n, a) => n * g.shape[a]!, 1);
+  if (axes.length && axes.every((a, i) => a === i) && R >= 64 && (g.dtype === 'float32' || g.dtype === 'float64')) {
+    // Sums over leading axes (bias and LayerNorm-affine gradients) as ones[1,R] @ g[R,C]: MLAS reads
+    // the rows at full speed, ORT's ReduceSum over axis 0 runs ~1.8x slower (1.18 against 0.65 ms for
+    // the [2050, 1536] MLP bias gradient of ViT-S).
+    return reshape(matmul(onesRow(g.graph, R, g.dtype), reshape(g, [R, g.shape.slice(axes.length).reduce((n, d) => n * d, 1)])), shape);
+  }
   const s = axes.length ? reduceSum(g, axes, true) : g;
   return reshape(s, shape);
+}
+
+const ones = new WeakMap<Graph, Map<string, Value>>();
+
+/** A [1, R] constant of ones, one per graph, length and dtype. */
+function onesRow(graph: Graph, R: number, dtype: 'float32' | 'float64'): Value {
+  let m = ones.get(graph);
+  if (!m) ones.set(graph, (m = new Map()));
+  const key = `${dtype}:${R}`;
+  let v = m.get(key);
+  if (!v) m.set(key, (v = graph.constant({ dtype, shape: [1, R], data: dtype === 'float32' ? new Float32Array(R).fill(1) : new Float64Array(R).fill(1) })));
+  return v;
 }
 
 function reducedShape(x: Value, axes: number[], keepdims: boolean): number[] {
