@@ -11,7 +11,7 @@ import { CtsError } from '../io/errors.js';
 import type { HostTensor } from '../io/tensor.js';
 import { constantParams } from '../nn/params.js';
 import { buildPolicyNet } from '../models/policynet.js';
-import { buildCtsSegmenter, prefixed } from '../cts/segmenter.js';
+import { buildCtsSegmenterMicroBatched, MICRO_BATCH, prefixed } from '../cts/segmenter.js';
 import { tokenBudget, type TokenBudget } from '../cts/budget.js';
 import { segmenterMacs, toGmac, type SegmenterMacs } from './macs.js';
 import { machineInfo, peakRssMb, physicalCores, timeStats, type MachineInfo, type TimeStats } from './machine.js';
@@ -41,6 +41,13 @@ export interface BenchOptions extends BenchModelOptions {
    * copy out of ORT is a cost of the JS binding (1.4-2 s per 1.26 GB here), not of the model.
    */
   fetchLogits?: boolean;
+  /**
+   * Images per micro-batch inside the graph (default MICRO_BATCH = 2): the batch runs as a sequence
+   * of independent micro-batches whose activations stay in cache (see MICRO_BATCH). The batch
+   * size, and so images/s per batch, is unchanged; the batch itself is set to 1 micro-batch by
+   * giving --micro-batch equal to --batch.
+   */
+  microBatch?: number;
   /** Progress reports (compile, warm-up and timed phases). */
   onProgress?: (e: BenchProgress) => void;
   /**
@@ -82,6 +89,8 @@ export interface BenchResult {
   weights: string;
   policy_width: number | null;
   batch: number;
+  /** Images per micro-batch inside the graph. */
+  micro_batch: number;
   warmup: number;
   iters: number;
   num_shared: number;
@@ -140,20 +149,21 @@ interface Point {
   companionPolicyTimes: number[];
 }
 
-async function compilePoint(m: BenchModel, pt: Point, batch: number, provider: Provider, threads: number, fetchLogits: boolean): Promise<void> {
+async function compilePoint(m: BenchModel, pt: Point, r: ReturnType<typeof resolve>, fetchLogits: boolean): Promise<void> {
+  const { batch, provider, threads, microBatch } = r;
   const S = pt.budget.numShared;
   const g = new Graph();
   const x = g.input('input', [batch, 3, m.size[0], m.size[1]]);
   const p = constantParams(g, m.weights);
   const policy = { kind: 'policy_net' as const, bnMode: 'eval' as const, ...(m.policyWidth !== undefined ? { width: m.policyWidth } : {}) };
-  const out = buildCtsSegmenter(x, p, m.config, { numShared: S, ...(S > 0 ? { policy } : {}) });
+  const o = { numShared: S, microBatch, ...(S > 0 ? { policy } : {}) };
   if (fetchLogits) {
-    g.output('logits', out.logits);
-    const n = out.logits.size;
-    pt.into = { logits: { dtype: 'float32', shape: [...out.logits.shape], data: new Float32Array(n) } };
+    const { logits } = buildCtsSegmenterMicroBatched(x, p, m.config, o);
+    g.output('logits', logits);
+    pt.into = { logits: { dtype: 'float32', shape: [...logits.shape], data: new Float32Array(logits.size) } };
   } else {
     // depends on every logit, so the whole forward including the x16 upsample still runs
-    g.output('logits_sum', reduceSum(out.logits, [1, 2, 3]));
+    g.output('logits_sum', buildCtsSegmenterMicroBatched(x, p, m.config, { ...o, reduce: (l) => reduceSum(l, [1, 2, 3]) }).logits);
   }
   pt.session = await compileOn(g, provider, threads);
   if (S > 0) {
@@ -211,7 +221,9 @@ function resolve(o: BenchOptions) {
   }
   const threads = o.threads ?? physicalCores();
   if (!Number.isInteger(threads) || threads < 1) throw new CtsError(`--threads must be a positive integer, got ${threads}`);
-  return { batch, warmup, iters, provider, threads };
+  const microBatch = Math.min(o.microBatch ?? MICRO_BATCH, batch);
+  if (!Number.isInteger(microBatch) || microBatch < 1) throw new CtsError(`--micro-batch must be a positive integer, got ${o.microBatch}`);
+  return { batch, warmup, iters, provider, threads, microBatch };
 }
 
 /** Runs the benchmark for every budget in `numShared`; one result per budget, in the given order. */
@@ -234,7 +246,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchResult[]> {
     for (const group of groups) {
       for (const [i, p] of group.entries()) {
         o.onProgress?.({ phase: 'compile', label: p.label, done: i, total: group.length });
-        await compilePoint(model, p, r.batch, r.provider, r.threads, !!o.fetchLogits);
+        await compilePoint(model, p, r, !!o.fetchLogits);
       }
       const to = { ...r, ...(o.companion ? { companion: o.companion } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) };
       await timeRoundRobin(group, 'session', to, feeds);
@@ -267,6 +279,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchResult[]> {
       weights: model.source,
       policy_width: p.budget.numShared > 0 ? (model.policyWidth ?? 1) : null,
       batch: r.batch,
+      micro_batch: r.microBatch,
       warmup: r.warmup,
       iters: r.iters,
       num_shared: p.budget.numShared,

@@ -6,7 +6,7 @@ import { CtsError } from '../io/errors.js';
 import type { HostTensor } from '../io/tensor.js';
 import { constantParams } from '../nn/params.js';
 import type { ModelCheckpoint, PolicyMethod } from '../models/checkpoint.js';
-import { buildCtsSegmenter, type PolicySource } from './segmenter.js';
+import { buildCtsSegmenterMicroBatched, MICRO_BATCH, type PolicySource } from './segmenter.js';
 import { tokenBudget, type TokenBudget } from './budget.js';
 
 /** Options of Predictor.create. */
@@ -20,6 +20,8 @@ export interface PredictorOptions {
   numShared?: number;
   provider?: Provider;
   threads?: number;
+  /** Images per micro-batch inside the graph (default MICRO_BATCH; see there). */
+  microBatch?: number;
 }
 
 /** Output of one batch. */
@@ -61,12 +63,11 @@ export class Predictor {
     let source: PolicySource | undefined;
     if (policy === 'policy_net') source = { kind: 'policy_net', bnMode: 'eval', ...(ckpt.cts.policyWidth !== undefined ? { width: ckpt.cts.policyWidth } : {}) };
     else if (policy === 'oracle' || policy === 'random') source = { kind: 'scores', scores: g.input('policy_scores', [batch, budget.sh * budget.sw]) };
-    const out = buildCtsSegmenter(x, constantParams(g, ckpt.weights), ckpt.config, {
-      numShared: S,
-      ...(source ? { policy: source } : {}),
+    const { logits, maskShared } = buildCtsSegmenterMicroBatched(x, constantParams(g, ckpt.weights), ckpt.config, {
+      numShared: S, microBatch: o.microBatch ?? MICRO_BATCH, ...(source ? { policy: source } : {}),
     });
-    g.output('logits', out.logits);
-    if (out.plan) g.output('mask_shared', out.plan.maskShared);
+    g.output('logits', logits);
+    if (maskShared) g.output('mask_shared', maskShared);
     const session = await CompiledGraph.compile(g, { ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}) });
     return new Predictor(session, crop, batch, policy, budget, ckpt.config.n_cls);
   }

@@ -35,6 +35,7 @@ test('bench --json reports throughput, timing spread, tokens, GMACs and the mach
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout) as Record<string, any>;
   assert.equal(j.batch, 2);
+  assert.equal(j.micro_batch, 2, "default micro-batch");
   assert.equal(j.warmup, 1);
   assert.equal(j.iters, 2);
   assert.deepEqual(j.image_size, [64, 64]);
@@ -106,6 +107,8 @@ test('impossible budgets and bad options are one-line errors, not crashes', asyn
   assertCleanError(await run(['bench', ...TINY, '--num-shared', '5']), /num_shared 5 is impossible: .*S = 0\.\.4/);
   assertCleanError(await run(['bench', ...TINY, '--reduction', '0.9']), /reduction '0\.9' is impossible/);
   assertCleanError(await run(['bench', ...TINY, '--image-size', '80', '--num-shared', '1']), /multiple of 32/);
+  const mb = await run(['bench', ...TINY, '--micro-batch', '0']);
+  assert.ok(mb.code !== 0 && /--micro-batch expects a positive integer, got '0'/.test(mb.stderr), mb.stderr);
   assertCleanError(await run(['bench', ...TINY, '--num-shared', '1', '--reduction', '0.3']), /--num-shared or --reduction, not both/);
   assertCleanError(await run(['bench', ...TINY, '--backbone', 'vit-xxl']), /unknown backbone 'vit-xxl'/);
   assertCleanError(await run(['bench', ...TINY, '--compare-pytorch', '--python', '/bin/false']), /--python \/bin\/false cannot import torch/);

@@ -55,6 +55,29 @@ test('checkpoints round-trip with their metadata, and the policy net picks S sup
   await base.release();
 });
 
+test('micro-batches inside the graph give the same logits and shared masks as one piece (policy net and oracle scores)', async () => {
+  const ckpt = makeCkpt('policy_net', 2);
+  const x = windows(5, 7);
+  const results = [];
+  for (const microBatch of [5, 2]) {
+    const pred = await Predictor.create(ckpt, { batch: 5, microBatch });
+    results.push(await pred.run(x));
+    await pred.release();
+  }
+  assertClose(results[1]!.logits.data as Float32Array, results[0]!.logits.data as Float32Array, 1e-5);
+  assert.deepEqual(results[1]!.maskShared!.data, results[0]!.maskShared!.data);
+  // oracle scores are sliced per micro-batch with their images
+  const scores = { dtype: 'float32' as const, shape: [5, 4], data: Float32Array.from({ length: 20 }, (_, i) => (i * 7) % 5) };
+  const masks: Uint8Array[] = [];
+  for (const microBatch of [5, 2]) {
+    const pred = await Predictor.create(ckpt, { batch: 5, microBatch, policy: 'oracle' });
+    masks.push((await pred.run(x, scores)).maskShared!.data as Uint8Array);
+    await pred.release();
+  }
+  assert.deepEqual(masks[1], masks[0]);
+  assert.ok(masks[0]!.some((v, i) => v !== masks[0]![i % 4]), 'images get different masks');
+});
+
 test('a plain official state dict loads as a checkpoint; bad checkpoints are rejected', async () => {
   const c = await loadCheckpoint(fixture('tiny96/weights.safetensors'));
   assert.deepEqual(c.cropSize, [96, 96]);
