@@ -26,11 +26,23 @@ run() { # run NAME ARGS...: one benchmark, JSON to $out/NAME.json, the table to 
   mv "$out/$name.json.tmp" "$out/$name.json"
 }
 
-run sweep-vit-ti-512 --backbone vit-ti --sweep --compare-pytorch --warmup 2 --iters 5
-run sweep-vit-s-512 --backbone vit-s --sweep --compare-pytorch --warmup 2 --iters 5
-run sweep-vit-b-512 --backbone vit-b --sweep --compare-pytorch --warmup 1 --iters 3
-run sweep-vit-s-768 --backbone vit-s --image-size 768 --classes 19 --sweep --compare-pytorch --warmup 1 --iters 3
-run sweep-vit-s-512-policy-0.5 --backbone vit-s --sweep --policy-width 0.5 --warmup 2 --iters 5
-run sweep-vit-s-512-fetch --backbone vit-s --sweep --fetch-logits --warmup 2 --iters 5
+# the whole batch in one piece (the tables measured before micro-batching)
+run sweep-vit-ti-512 --backbone vit-ti --sweep --compare-pytorch --warmup 2 --iters 5 --micro-batch 8
+run sweep-vit-s-512 --backbone vit-s --sweep --compare-pytorch --warmup 2 --iters 5 --micro-batch 8
+run sweep-vit-b-512 --backbone vit-b --sweep --compare-pytorch --warmup 1 --iters 3 --micro-batch 8
+run sweep-vit-s-768 --backbone vit-s --image-size 768 --classes 19 --sweep --compare-pytorch --warmup 1 --iters 3 --micro-batch 8
+run sweep-vit-s-512-policy-0.5 --backbone vit-s --sweep --policy-width 0.5 --warmup 2 --iters 5 --micro-batch 8
+run sweep-vit-s-512-fetch --backbone vit-s --sweep --fetch-logits --warmup 2 --iters 5 --micro-batch 8
+# micro-batches of 2 (the default since session 3) against the whole batch in one piece
+run sweep-vit-s-512-mb2 --backbone vit-s --sweep --warmup 2 --iters 5
+run sweep-vit-s-768-mb2 --backbone vit-s --image-size 768 --classes 19 --sweep --warmup 1 --iters 3
+run vit-s-512-s0-pytorch-mb2 --backbone vit-s --num-shared 0 --compare-pytorch --warmup 2 --iters 8
+run vit-s-512-s103-pytorch-mb2 --backbone vit-s --num-shared 103 --compare-pytorch --warmup 2 --iters 8
+# the training step against PyTorch's, steps alternated
+for i in 1 2; do
+  node dist/src/cli/main.js bench-train --backbone vit-s --image-size 512 --classes 150 --batch 2 --warmup 2 --steps 10 \
+    --threads 2 --no-stochastic --compare-pytorch --json >"$out/train-step-vit-s-512-$i.json.tmp"
+  mv "$out/train-step-vit-s-512-$i.json.tmp" "$out/train-step-vit-s-512-$i.json"
+done
 node bench/plot-sweep.mjs docs/benchmarks.svg "$out"/sweep-vit-ti-512.json "$out"/sweep-vit-s-512.json \
   "$out"/sweep-vit-b-512.json "$out"/sweep-vit-s-768.json "$out"/sweep-vit-s-512-policy-0.5.json
