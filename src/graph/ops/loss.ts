@@ -9,8 +9,9 @@
 //
 // The upsampled variant also owns the final bilinear upsampling (Segmenter's x16 resize of the mask
 // logits). It never holds a full-resolution logits tensor: it works on bands of rows of one image
-// (a few MB each, built by two small matmuls with the separable interpolation matrices, classes
-// last so every reduction runs over contiguous memory) and recomputes the band in the backward. The
+// (a few MB each, classes last so every reduction runs over contiguous memory: the columns are
+// interpolated once per image by a matmul, each band's rows from the one or two source rows it reads)
+// and recomputes the band in the backward. The
 // logits otherwise dominate a training step's memory peak (3x 315 MB at ViT-S 512x512, batch 2).
 //
 // Its max-shift happens before the upsampling: z minus its per-pixel class maximum, at low resolution
@@ -106,12 +107,13 @@ defineOp('SoftmaxCrossEntropy', {
     const parts: Value[] = [];
     for (let b = 0; b < B; b++) {
       const y1 = reshape(matmul(mw, reshape(row(zt, b), [h, wd, K])), [h, W * K]);
-      const dy1 = h > 1 ? sub(slice(y1, [1], [h], [0]), slice(y1, [0], [h - 1], [0])) : y1;
+      const bandList = bands(H, W * K, mh, h, node.attrs.bandValues as number);
+      const dy1 = bandList.some((q) => q.c1 === q.c0 + 1) ? sub(slice(y1, [1], [h], [0]), slice(y1, [0], [h - 1], [0])) : y1;
       // Each band's pull-back covers source rows [c0, c1]; neighbouring bands share at most a row or
       // two, which are added, and the rest is concatenated (no image-sized accumulator per band).
       const pieces: Value[] = [];
       let tail: { v: Value; c0: number; c1: number } | undefined;
-      for (const { r0, r1, c0, c1 } of bands(H, W * K, mh, h, node.attrs.bandValues as number)) {
+      for (const { r0, r1, c0, c1 } of bandList) {
         const m = bandMatrix(mh, h, r0, r1, c0, c1);
         // A band reading one source row scales it; one reading two is r0 + t (r1 - r0) (bilinear
         // weights sum to 1), two elementwise passes that run ~1.5x faster than MLAS's K=2 matmul.
@@ -183,8 +185,9 @@ function emitCrossEntropy(n: Node, ctx: EmitCtx, outs: string[]): void {
     const [y1] = ctx.node('MatMul', [mw, zb3!], 1);
     const [y1r] = ctx.node('Reshape', [y1!, i64([h, W * K])], 1);
     const rows = (v: string, i: number, n = 1) => ctx.node('Slice', [v, i64([i]), i64([i + n]), i64([0])], 1)[0]!;
-    const dy1 = h > 1 ? ctx.node('Sub', [rows(y1r!, 1, h - 1), rows(y1r!, 0, h - 1)], 1)[0]! : y1r!;
-    for (const { r0, r1, c0, c1 } of bands(H, W * K, mh, h, n.attrs.bandValues as number)) {
+    const bandList = bands(H, W * K, mh, h, n.attrs.bandValues as number);
+    const dy1 = bandList.some((q) => q.c1 === q.c0 + 1) ? ctx.node('Sub', [rows(y1r!, 1, h - 1), rows(y1r!, 0, h - 1)], 1)[0]! : y1r!;
+    for (const { r0, r1, c0, c1 } of bandList) {
       const R = r1 - r0;
       // The same three forms as the gradient's recomputation (see the note there).
       const col = (j: number) => mat([R, 1], bandColumn(mh, h, r0, r1, j));
