@@ -11,7 +11,7 @@ import { CtsError } from '../io/errors.js';
 import type { HostTensor } from '../io/tensor.js';
 import { constantParams } from '../nn/params.js';
 import { buildPolicyNet } from '../models/policynet.js';
-import { buildCtsSegmenterMicroBatched, MICRO_BATCH, prefixed } from '../cts/segmenter.js';
+import { buildCtsSegmenterMicroBatched, defaultMicroBatch, prefixed } from '../cts/segmenter.js';
 import { tokenBudget, type TokenBudget } from '../cts/budget.js';
 import { segmenterMacs, toGmac, type SegmenterMacs } from './macs.js';
 import { machineInfo, peakRssMb, physicalCores, timeStats, type MachineInfo, type TimeStats } from './machine.js';
@@ -42,10 +42,11 @@ export interface BenchOptions extends BenchModelOptions {
    */
   fetchLogits?: boolean;
   /**
-   * Images per micro-batch inside the graph (default MICRO_BATCH = 2): the batch runs as a sequence
-   * of independent micro-batches whose activations stay in cache (see MICRO_BATCH). The batch
-   * size, and so images/s per batch, is unchanged; the batch itself is set to 1 micro-batch by
-   * giving --micro-batch equal to --batch.
+   * Images per micro-batch inside the graph (default defaultMicroBatch: 2 where one image's
+   * attention maps are large, as ViT-S at 512x512, else the whole batch): the batch runs as a
+   * sequence of independent micro-batches whose activations stay in cache (see MICRO_BATCH). The
+   * batch size, and so images/s per batch, is unchanged; --micro-batch equal to --batch runs it in
+   * one piece.
    */
   microBatch?: number;
   /** Progress reports (compile, warm-up and timed phases). */
@@ -150,7 +151,8 @@ interface Point {
 }
 
 async function compilePoint(m: BenchModel, pt: Point, r: ReturnType<typeof resolve>, fetchLogits: boolean): Promise<void> {
-  const { batch, provider, threads, microBatch } = r;
+  const { batch, provider, threads } = r;
+  const microBatch = Math.min(r.microBatch ?? defaultMicroBatch(m.config, m.size[0], m.size[1], batch), batch);
   const S = pt.budget.numShared;
   const g = new Graph();
   const x = g.input('input', [batch, 3, m.size[0], m.size[1]]);
@@ -221,9 +223,8 @@ function resolve(o: BenchOptions) {
   }
   const threads = o.threads ?? physicalCores();
   if (!Number.isInteger(threads) || threads < 1) throw new CtsError(`--threads must be a positive integer, got ${threads}`);
-  const microBatch = Math.min(o.microBatch ?? MICRO_BATCH, batch);
-  if (!Number.isInteger(microBatch) || microBatch < 1) throw new CtsError(`--micro-batch must be a positive integer, got ${o.microBatch}`);
-  return { batch, warmup, iters, provider, threads, microBatch };
+  if (o.microBatch !== undefined && (!Number.isInteger(o.microBatch) || o.microBatch < 1)) throw new CtsError(`--micro-batch must be a positive integer, got ${o.microBatch}`);
+  return { batch, warmup, iters, provider, threads, microBatch: o.microBatch };
 }
 
 /** Runs the benchmark for every budget in `numShared`; one result per budget, in the given order. */
@@ -279,7 +280,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchResult[]> {
       weights: model.source,
       policy_width: p.budget.numShared > 0 ? (model.policyWidth ?? 1) : null,
       batch: r.batch,
-      micro_batch: r.microBatch,
+      micro_batch: Math.min(r.microBatch ?? defaultMicroBatch(config, h, w, r.batch), r.batch),
       warmup: r.warmup,
       iters: r.iters,
       num_shared: p.budget.numShared,

@@ -50,7 +50,7 @@ export function registerBench(program: Command): void {
     .option('--num-shared <S>', 'shared superpatches per image (default 0: no sharing; with --checkpoint, the budget it was trained with); the policy network runs inside the timed forward', nonNegInt('--num-shared'))
     .option('--reduction <r>', 'token reduction instead of --num-shared, as 0.3 or 30% (the paper\'s S where it has one: 103 at 512, 336 for 44% at 768)')
     .option('--batch <B>', 'images per forward (the paper: 32)', posInt('--batch'), 32)
-    .option('--micro-batch <n>', 'images per micro-batch inside the graph: the batch runs as a sequence of smaller pieces whose activations stay in cache (default 2; --micro-batch equal to --batch runs it in one piece)', posInt('--micro-batch'))
+    .option('--micro-batch <n>', 'images per micro-batch inside the graph: the batch runs as a sequence of smaller pieces whose activations stay in cache (default 2 where one image\'s attention maps reach 16 MB, e.g. ViT-S at 512x512, else the whole batch; --micro-batch equal to --batch runs it in one piece)', posInt('--micro-batch'))
     .option('--warmup <N>', 'untimed warm-up iterations', nonNegInt('--warmup'), 50)
     .option('--iters <N>', 'timed iterations', posInt('--iters'), 100)
     .option('--provider <name>', 'execution provider: cpu or webgpu (no fallback: an unavailable provider is an error)', 'cpu')

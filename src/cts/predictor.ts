@@ -6,7 +6,7 @@ import { CtsError } from '../io/errors.js';
 import type { HostTensor } from '../io/tensor.js';
 import { constantParams } from '../nn/params.js';
 import type { ModelCheckpoint, PolicyMethod } from '../models/checkpoint.js';
-import { buildCtsSegmenterMicroBatched, MICRO_BATCH, type PolicySource } from './segmenter.js';
+import { buildCtsSegmenterMicroBatched, defaultMicroBatch, type PolicySource } from './segmenter.js';
 import { tokenBudget, type TokenBudget } from './budget.js';
 
 /** Options of Predictor.create. */
@@ -20,7 +20,7 @@ export interface PredictorOptions {
   numShared?: number;
   provider?: Provider;
   threads?: number;
-  /** Images per micro-batch inside the graph (default MICRO_BATCH; see there). */
+  /** Images per micro-batch inside the graph (default: defaultMicroBatch, 2 for ViT-S at 512x512 and up, else the batch). */
   microBatch?: number;
 }
 
@@ -64,7 +64,7 @@ export class Predictor {
     if (policy === 'policy_net') source = { kind: 'policy_net', bnMode: 'eval', ...(ckpt.cts.policyWidth !== undefined ? { width: ckpt.cts.policyWidth } : {}) };
     else if (policy === 'oracle' || policy === 'random') source = { kind: 'scores', scores: g.input('policy_scores', [batch, budget.sh * budget.sw]) };
     const { logits, maskShared } = buildCtsSegmenterMicroBatched(x, constantParams(g, ckpt.weights), ckpt.config, {
-      numShared: S, microBatch: o.microBatch ?? MICRO_BATCH, ...(source ? { policy: source } : {}),
+      numShared: S, microBatch: o.microBatch ?? defaultMicroBatch(ckpt.config, crop[0], crop[1], batch), ...(source ? { policy: source } : {}),
     });
     g.output('logits', logits);
     if (maskShared) g.output('mask_shared', maskShared);

@@ -40,13 +40,29 @@ export interface CtsOutputs extends SegmenterOutputs {
 }
 
 /**
- * Images per micro-batch of an inference graph. A batch is run as a sequence of independent
- * micro-batches inside one graph: each one's activations (tens of MB for ViT-S at 512x512) stay in
- * cache between its matmuls and elementwise passes, and the matmuls run nearer MLAS's peak. Measured
- * for ViT-S 512x512, batch 8, 2 CPU threads: 2.08 images/s in micro-batches of 1 or 2 against 1.87
- * in one piece.
+ * Images per micro-batch of an inference graph whose per-image attention maps are large. A batch is
+ * then run as a sequence of independent micro-batches inside one graph: each one's activations stay
+ * in cache between its matmuls and elementwise passes, and the matmuls run nearer MLAS's peak.
+ * Measured for ViT-S 512x512 (25 MB of attention maps per image), batch 8, 2 CPU threads: 2.08
+ * images/s in micro-batches of 1 or 2 against 1.87 in one piece. Small models lose instead: the
+ * demo's (256 tokens, <1 MB of maps per image) ran its CTS graph at 69 instead of 80 images/s in
+ * micro-batches of 2, the per-node overhead of four graphs' worth of small nodes outweighing any
+ * cache gain; defaultMicroBatch keeps those in one piece.
  */
 export const MICRO_BATCH = 2;
+
+/** Attention maps per image from which micro-batches pay (ViT-S at 512x512 has 25 MB, ViT-Ti 13). */
+const MICRO_BATCH_FROM_BYTES = 16 * 2 ** 20;
+
+/**
+ * The default micro-batch for `batch` images of h x w: MICRO_BATCH where one image's encoder
+ * attention maps (heads x N^2 floats, N tokens without sharing) reach MICRO_BATCH_FROM_BYTES, else
+ * the whole batch in one piece.
+ */
+export function defaultMicroBatch(cfg: SegmenterConfig, h: number, w: number, batch: number): number {
+  const n = Math.ceil(h / cfg.patch_size) * Math.ceil(w / cfg.patch_size) + 1;
+  return cfg.n_heads * n * n * 4 >= MICRO_BATCH_FROM_BYTES ? Math.min(MICRO_BATCH, batch) : batch;
+}
 
 /**
  * Builds `build` on consecutive micro-batches of `micro` images of x [B,...] (start offset and size

@@ -4,6 +4,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Predictor } from '../../src/cts/predictor.js';
+import { defaultMicroBatch } from '../../src/cts/segmenter.js';
 import { createSegmenterConfig } from '../../src/models/config.js';
 import { segmenterSpec } from '../../src/models/segmenter.js';
 import { initSegmenterWeights } from '../../src/models/init.js';
@@ -53,6 +54,16 @@ test('checkpoints round-trip with their metadata, and the policy net picks S sup
   assert.equal(base.budget.numTokens, 16);
   assert.equal((await base.run(windows(1, 4))).maskShared, undefined);
   await base.release();
+});
+
+test('default micro-batch: 2 where one image\'s attention maps are large (ViT-S 512, 768; ViT-B), else the whole batch', () => {
+  const cfg = (name: string) => createSegmenterConfig(name, { n_cls: 150 });
+  assert.equal(defaultMicroBatch(cfg('vit-s'), 512, 512, 8), 2);
+  assert.equal(defaultMicroBatch(cfg('vit-s'), 768, 768, 8), 2);
+  assert.equal(defaultMicroBatch(cfg('vit-b'), 512, 512, 8), 2);
+  assert.equal(defaultMicroBatch(cfg('vit-s'), 512, 512, 1), 1);
+  assert.equal(defaultMicroBatch(cfg('vit-ti'), 512, 512, 8), 8, 'ViT-Ti: 13 MB of maps per image');
+  assert.equal(defaultMicroBatch(cfg('vit-s'), 256, 256, 8), 8, 'the demo\'s size');
 });
 
 test('micro-batches inside the graph give the same logits and shared masks as one piece (policy net and oracle scores)', async () => {
