@@ -61,19 +61,28 @@ async function lossCurve(runDir: string): Promise<[number, number][]> {
   return [...pts].sort((a, b) => a[0] - b[0]);
 }
 
-/** Median images/s of `iters` timed batches after 2 warm-up batches (policy network included). */
-async function throughput(pred: Predictor, batch: number, size: number, iters: number): Promise<{ imagesPerSecond: number; msPerBatch: number }> {
+/**
+ * Median images/s of each predictor over `iters` timed batches after 2 warm-up batches (policy
+ * network included). The predictors' batches alternate, so a change of machine load during the
+ * timing hits every model alike (one model timed after the other measured 1.15x-1.34x for the
+ * same two demo models on a busy afternoon).
+ */
+async function throughputs(preds: Predictor[], batch: number, size: number, iters: number): Promise<{ imagesPerSecond: number; msPerBatch: number }[]> {
   const x = { dtype: 'float32' as const, shape: [batch, 3, size, size], data: new Float32Array(batch * 3 * size * size).fill(0.1) };
-  for (let i = 0; i < 2; i++) await pred.run(x);
-  const times: number[] = [];
+  for (let i = 0; i < 2; i++) for (const p of preds) await p.run(x);
+  const times = preds.map((): number[] => []);
   for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    await pred.run(x);
-    times.push(performance.now() - t0);
+    for (const [k, p] of preds.entries()) {
+      const t0 = performance.now();
+      await p.run(x);
+      times[k]!.push(performance.now() - t0);
+    }
   }
-  times.sort((a, b) => a - b);
-  const ms = times[Math.floor(times.length / 2)]!;
-  return { imagesPerSecond: (batch * 1000) / ms, msPerBatch: ms };
+  return times.map((t) => {
+    t.sort((a, b) => a - b);
+    const ms = t[Math.floor(t.length / 2)]!;
+    return { imagesPerSecond: (batch * 1000) / ms, msPerBatch: ms };
+  });
 }
 
 /** Runs the demo end to end; returns the results that the report shows. */
@@ -107,8 +116,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResults> {
 
   o.log('[5/5] evaluating both models and measuring throughput');
   const val = await openDataset('folder', data, 'val');
-  const results: ModelResult[] = [];
+  const results: Omit<ModelResult, 'imagesPerSecond' | 'msPerBatch'>[] = [];
   const samples: DemoResults['samples'] = [];
+  const benches: Predictor[] = [];
   for (const [name, r] of [['baseline', base], ['cts', cts]] as const) {
     const ckpt: ModelCheckpoint = await loadCheckpoint(r.modelPath);
     const pred = await Predictor.create(ckpt, { batch: 1 });
@@ -120,19 +130,20 @@ export async function runDemo(o: DemoOptions): Promise<DemoResults> {
       samples.push({ model: name, id: val.samples[i]!.id, image: img, classes: p.classes, ...(p.sharedFraction ? { shared: p.sharedFraction } : {}) });
     }
     await pred.release();
-    const bench = await Predictor.create(ckpt, { batch: o.benchBatch });
-    const speed = await throughput(bench, o.benchBatch, o.size, o.benchIters);
-    await bench.release();
+    benches.push(await Predictor.create(ckpt, { batch: o.benchBatch }));
     results.push({
       name, miou: m.mIoU, macc: m.mAcc, aacc: m.aAcc, iou: [...m.iou], tokens: name === 'cts' ? budget.numTokens : budget.gh * budget.gw,
-      ...speed, trainSeconds: r.seconds, loss: await lossCurve(join(o.out, name)), modelPath: r.modelPath,
+      trainSeconds: r.seconds, loss: await lossCurve(join(o.out, name)), modelPath: r.modelPath,
     });
   }
+  const speeds = await throughputs(benches, o.benchBatch, o.size, o.benchIters);
+  for (const b of benches) await b.release();
+  const models: ModelResult[] = results.map((r, i) => ({ ...r, ...speeds[i]! }));
   // the policy network's own cost, timed alone at the same batch
   const polMacs = policyNetMacs(o.size, o.size, { width: o.policyWidth });
   const out: DemoResults = {
     options: { ...o, log: undefined },
-    classes: val.info.classes, palette: val.info.palette, models: results, samples,
+    classes: val.info.classes, palette: val.info.palette, models, samples,
     policy: { accuracy: pol.bestAccuracy ?? NaN, gmacs: polMacs / 1e9, width: o.policyWidth, steps: pol.step, loss: await lossCurve(join(o.out, 'policy')) },
     budget: { numShared: o.numShared, tokens: budget.numTokens, full: budget.gh * budget.gw, reduction: budget.reduction },
     seconds: (Date.now() - t0) / 1000,
