@@ -44,10 +44,10 @@ export interface CtsOutputs extends SegmenterOutputs {
  * then run as a sequence of independent micro-batches inside one graph: each one's activations stay
  * in cache between its matmuls and elementwise passes, and the matmuls run nearer MLAS's peak.
  * Measured for ViT-S 512x512 (25 MB of attention maps per image), batch 8, 2 CPU threads: 2.08
- * images/s in micro-batches of 1 or 2 against 1.87 in one piece. Small models lose instead: the
- * demo's (256 tokens, <1 MB of maps per image) ran its CTS graph at 69 instead of 80 images/s in
- * micro-batches of 2, the per-node overhead of four graphs' worth of small nodes outweighing any
- * cache gain; defaultMicroBatch keeps those in one piece.
+ * images/s in micro-batches of 1 or 2 against 1.87 in one piece. Small models do not gain: the
+ * demo's (256 tokens, <1 MB of maps per image, batch 8) ran its CTS graph 2-7% slower in
+ * micro-batches of 2 (its baseline 2-6% faster), the per-node overhead of four graphs' worth of
+ * small nodes outweighing any cache gain; defaultMicroBatch keeps those in one piece.
  */
 export const MICRO_BATCH = 2;
 
