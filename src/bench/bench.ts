@@ -150,9 +150,8 @@ interface Point {
   companionPolicyTimes: number[];
 }
 
-async function compilePoint(m: BenchModel, pt: Point, r: ReturnType<typeof resolve>, fetchLogits: boolean): Promise<void> {
+async function compilePoint(m: BenchModel, pt: Point, r: ReturnType<typeof resolve>, microBatch: number, fetchLogits: boolean): Promise<void> {
   const { batch, provider, threads } = r;
-  const microBatch = Math.min(r.microBatch ?? defaultMicroBatch(m.config, m.size[0], m.size[1], batch), batch);
   const S = pt.budget.numShared;
   const g = new Graph();
   const x = g.input('input', [batch, 3, m.size[0], m.size[1]]);
@@ -233,6 +232,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchResult[]> {
   const model = await loadBenchModel(o);
   const { config } = model;
   const [h, w] = model.size;
+  const microBatch = Math.min(r.microBatch ?? defaultMicroBatch(config, h, w, r.batch), r.batch);
   const points: Point[] = (o.numShared ?? [0]).map((S) => {
     // validates the budget before any compilation: impossible budgets fail fast with the rule
     const budget = S > 0 ? tokenBudget(h, w, config.patch_size, S) : plainBudget(h, w, config.patch_size);
@@ -247,7 +247,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchResult[]> {
     for (const group of groups) {
       for (const [i, p] of group.entries()) {
         o.onProgress?.({ phase: 'compile', label: p.label, done: i, total: group.length });
-        await compilePoint(model, p, r, !!o.fetchLogits);
+        await compilePoint(model, p, r, microBatch, !!o.fetchLogits);
       }
       const to = { ...r, ...(o.companion ? { companion: o.companion } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) };
       await timeRoundRobin(group, 'session', to, feeds);
@@ -280,7 +280,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchResult[]> {
       weights: model.source,
       policy_width: p.budget.numShared > 0 ? (model.policyWidth ?? 1) : null,
       batch: r.batch,
-      micro_batch: Math.min(r.microBatch ?? defaultMicroBatch(config, h, w, r.batch), r.batch),
+      micro_batch: microBatch,
       warmup: r.warmup,
       iters: r.iters,
       num_shared: p.budget.numShared,
