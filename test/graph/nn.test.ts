@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Graph, GraphError, add, avgPool2x2, gelu, grad, interpMatrix, layerNorm, logSoftmax, mul, resizeBilinear,
+  Graph, GraphError, MATMUL_RESIZE_MAX_SIDE, add, avgPool2x2, gelu, grad, interpMatrix, layerNorm, logSoftmax, mul, resizeBilinear,
   softmax, softmaxCrossEntropy, tensorOf, upsampledCrossEntropy, attentionCore, matmul, mT, reduceSum, type Value,
 } from '../../src/graph/index.js';
 import { runOnce } from '../../src/runtime/session.js';
@@ -116,11 +116,14 @@ function resizeJs(x: Float64Array, h: number, w: number, oh: number, ow: number)
   return out;
 }
 
-test('ResizeBilinear: ORT float32 Resize equals the float64 matmul form; x0.5 is the exact 2x2 mean', async () => {
-  // x16, x2, x0.5, non-square with different factors, and non-integer ratios either way
+test('ResizeBilinear: float32 (matmul form up to 48 per side, ORT Resize above) equals the float64 form; x0.5 is the exact 2x2 mean', async () => {
+  // x16, x2, x0.5, non-square with different factors, and non-integer ratios either way; the last
+  // three have a side above MATMUL_RESIZE_MAX_SIDE, so their float32 runs ORT's Resize
   const cases: [number[], number, number][] = [
     [[1, 2, 3, 2], 48, 32], [[2, 1, 5, 4], 10, 8], [[1, 3, 8, 6], 4, 3], [[1, 1, 4, 7], 9, 3], [[1, 2, 6, 6], 8, 8], [[1, 1, 37, 5], 32, 7],
+    [[1, 2, 50, 3], 100, 48], [[1, 1, 4, 64], 8, 32], [[2, 1, 49, 49], 98, 98],
   ];
+  assert.equal(MATMUL_RESIZE_MAX_SIDE, 48);
   let seed = 40;
   for (const [shape, oh, ow] of cases) {
     const [x32, x64] = pair(shape, seed++);
@@ -128,7 +131,7 @@ test('ResizeBilinear: ORT float32 Resize equals the float64 matmul form; x0.5 is
     const [h, w] = shape.slice(2) as [number, number];
     assertClose(f64(r.y64!), resizeJs(f64(x64), h, w, oh, ow), 1e-15, 0, `f64 ${shape} -> ${oh}x${ow}`);
     const d = maxRelDiff(r.y32!.data as Float32Array, f64(r.y64!));
-    assert.ok(d < 1e-6, `float32 Resize vs matmul form ${shape} -> ${oh}x${ow}: ${d.toExponential(2)}`);
+    assert.ok(d < 1e-6, `float32 vs float64 form ${shape} -> ${oh}x${ow}: ${d.toExponential(2)}`);
     if (oh * 2 === h && ow * 2 === w) {
       const xs = f64(x64), mean: number[] = [];
       for (let c = 0; c < xs.length / (h * w); c++) {
