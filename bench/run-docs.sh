@@ -38,11 +38,17 @@ run sweep-vit-s-512-mb2 --backbone vit-s --sweep --warmup 2 --iters 5
 run sweep-vit-s-768-mb2 --backbone vit-s --image-size 768 --classes 19 --sweep --warmup 1 --iters 3
 run vit-s-512-s0-pytorch-mb2 --backbone vit-s --num-shared 0 --compare-pytorch --warmup 2 --iters 8
 run vit-s-512-s103-pytorch-mb2 --backbone vit-s --num-shared 103 --compare-pytorch --warmup 2 --iters 8
+# against PyTorch with a tuned allocator (docs/BENCHMARKS.md, "PyTorch's memory allocator")
+run vit-s-512-s0-pytorch-tuned-malloc --backbone vit-s --num-shared 0 --compare-pytorch --pytorch-malloc tuned --warmup 2 --iters 8
+run vit-s-512-s103-pytorch-tuned-malloc --backbone vit-s --num-shared 103 --compare-pytorch --pytorch-malloc tuned --warmup 2 --iters 8
 # the training step against PyTorch's, steps alternated
 for i in 1 2; do
   node dist/src/cli/main.js bench-train --backbone vit-s --image-size 512 --classes 150 --batch 2 --warmup 2 --steps 10 \
     --threads 2 --no-stochastic --compare-pytorch --json >"$out/train-step-vit-s-512-$i.json.tmp"
   mv "$out/train-step-vit-s-512-$i.json.tmp" "$out/train-step-vit-s-512-$i.json"
 done
+node dist/src/cli/main.js bench-train --backbone vit-s --image-size 512 --classes 150 --batch 2 --warmup 2 --steps 10 \
+  --threads 2 --no-stochastic --compare-pytorch --pytorch-malloc tuned --json >"$out/train-step-vit-s-512-tuned-malloc.json.tmp"
+mv "$out/train-step-vit-s-512-tuned-malloc.json.tmp" "$out/train-step-vit-s-512-tuned-malloc.json"
 node bench/plot-sweep.mjs docs/benchmarks.svg "$out"/sweep-vit-ti-512.json "$out"/sweep-vit-s-512.json \
   "$out"/sweep-vit-b-512.json "$out"/sweep-vit-s-768.json "$out"/sweep-vit-s-512-policy-0.5.json

@@ -26,6 +26,31 @@ export function findTorchPython(python?: string): { python?: string; reason?: st
   return { reason: `no Python with torch found (tried ${candidates.join(', ')}); on Debian: apt-get install python3-torch` };
 }
 
+/**
+ * How the PyTorch process allocates memory. `default` is the stock environment (what the acceptance
+ * numbers and docs/BENCHMARKS.md's main tables use). `tuned` sets three mallopt(3) variables so that
+ * glibc keeps large freed blocks instead of returning them to the kernel. Why offer it: stock
+ * PyTorch on Linux frees and re-faults its [B, heads, N, N] attention maps every layer; measured on
+ * the 2-core machine (ViT-S 512², batch 8) it spends ~45% of its CPU time in the kernel, and with
+ * these settings it runs 2.4x faster (0.69 -> 1.65-1.70 images/s). jemalloc's defaults gave nothing,
+ * tcmalloc 1.32 images/s. A fair comparison should be able to show PyTorch at its best.
+ */
+export type PytorchMalloc = 'default' | 'tuned';
+
+/** The environment variables `tuned` adds (values in bytes: mmap and trim thresholds 16 GiB, top pad 1 GiB). */
+export const TUNED_MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: String(16 * 2 ** 30),
+  MALLOC_TRIM_THRESHOLD_: String(16 * 2 ** 30),
+  MALLOC_TOP_PAD_: String(2 ** 30),
+};
+
+/** The PyTorch child's environment for an allocator mode (an unknown mode is an error naming the choices). */
+export function pytorchEnv(malloc: string = 'default', base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (malloc === 'default') return base;
+  if (malloc === 'tuned') return { ...base, ...TUNED_MALLOC_ENV };
+  throw new CtsError(`--pytorch-malloc must be default or tuned, got '${malloc}'`);
+}
+
 /** What the PyTorch side reports about itself. */
 export interface PytorchInfo {
   torch_version: string;
@@ -33,6 +58,8 @@ export interface PytorchInfo {
   blas: string;
   threads: number;
   peak_rss_mb?: number;
+  /** The allocator mode the process ran with. */
+  malloc?: PytorchMalloc;
 }
 
 /** Settings of the PyTorch models (the same as the cts-seg run they are compared with). */
@@ -46,6 +73,8 @@ export interface PytorchArgs {
   policyWidth: number;
   batch: number;
   threads: number;
+  /** The PyTorch process's allocator setup (default: the stock environment). */
+  malloc?: PytorchMalloc;
 }
 
 /** timm names of the presets map back to the script's short names. */
@@ -74,13 +103,16 @@ export class PytorchServer {
       '--backbone', backbone, '--decoder', a.decoder, '--classes', String(a.classes),
       '--image-size', `${a.imageSize[0]}x${a.imageSize[1]}`, '--num-shared', a.budgets.join(','), '--policy-width', String(a.policyWidth),
       '--batch', String(a.batch), '--threads', String(a.threads),
-    ]);
+    ], a.malloc);
   }
 
-  /** Starts `script --serve ...args` and waits for its ready line (a skipped run is an error). */
-  static async launch(python: string, script: string, args: string[]): Promise<PytorchServer> {
-    const child = spawn(python, [script, '--serve', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const server = new PytorchServer(child, { torch_version: '', blas: '', threads: 0 });
+  /**
+   * Starts `script --serve ...args` (in the environment of allocator mode `malloc`) and waits for its
+   * ready line (a skipped run is an error).
+   */
+  static async launch(python: string, script: string, args: string[], malloc: PytorchMalloc = 'default'): Promise<PytorchServer> {
+    const child = spawn(python, [script, '--serve', ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: pytorchEnv(malloc) });
+    const server = new PytorchServer(child, { torch_version: '', blas: '', threads: 0, malloc });
     child.stdout.on('data', (d: Buffer) => server.onData(d.toString()));
     child.stderr.on('data', (d: Buffer) => (server.stderrTail = (server.stderrTail + d.toString()).slice(-2000)));
     child.on('close', (c) => {

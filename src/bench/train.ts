@@ -9,7 +9,7 @@ import { TrainStep } from '../train/step.js';
 import { initState, SGD_DEFAULTS } from '../train/optim.js';
 import { createRng } from '../util/rng.js';
 import type { HostTensor } from '../io/tensor.js';
-import { findTorchPython, pytorchScript, PytorchServer } from './pytorch.js';
+import { findTorchPython, pytorchScript, PytorchServer, type PytorchMalloc } from './pytorch.js';
 
 /** Options of the training-step benchmark. */
 export interface TrainBenchOptions {
@@ -92,9 +92,10 @@ export async function benchTrainStep(o: TrainBenchOptions): Promise<TrainBenchRe
  * benchTrainStep with bench/pytorch_train_step.py's steps alternated with ours (PyTorch in its own
  * process, so each side's peak memory is its own): a change of machine load during the run hits
  * both alike, which a run of one after the other does not. Without torch, or if the PyTorch side
- * fails, `pytorch` says why it was skipped and the cts-seg timing stands.
+ * fails, `pytorch` says why it was skipped and the cts-seg timing stands. `malloc` sets up
+ * PyTorch's allocator (see PytorchMalloc).
  */
-export async function benchTrainVsPytorch(o: TrainBenchOptions, python?: string): Promise<{ ours: TrainBenchResult; pytorch: Record<string, unknown> }> {
+export async function benchTrainVsPytorch(o: TrainBenchOptions, python?: string, malloc: PytorchMalloc = 'default'): Promise<{ ours: TrainBenchResult; pytorch: Record<string, unknown> }> {
   const found = findTorchPython(python);
   if (!found.python) return { ours: await benchTrainStep(o), pytorch: { skipped: found.reason } };
   let server: PytorchServer | undefined;
@@ -103,7 +104,7 @@ export async function benchTrainVsPytorch(o: TrainBenchOptions, python?: string)
     server = await PytorchServer.launch(found.python, pytorchScript('pytorch_train_step.py'), [
       '--backbone', o.backbone, '--decoder', o.decoder, '--image-size', String(o.imageSize), '--classes', String(o.classes),
       '--batch', String(o.batch), ...(o.threads ? ['--threads', String(o.threads)] : []),
-    ]);
+    ], malloc);
   } catch (e) {
     skipped = e instanceof Error ? e.message : String(e);
   }
@@ -129,7 +130,7 @@ export async function benchTrainVsPytorch(o: TrainBenchOptions, python?: string)
     return {
       ours,
       pytorch: {
-        framework: `pytorch ${info.torch_version}`, blas: info.blas, threads: info.threads, interleaved: true,
+        framework: `pytorch ${info.torch_version}`, blas: info.blas, threads: info.threads, malloc, interleaved: true,
         ms_per_step_median: times[Math.floor(times.length / 2)], ms_per_step_min: times[0], ms_per_step_max: times[times.length - 1],
         peak_rss_mb: info.peak_rss_mb, last_loss: loss,
       },

@@ -5,7 +5,7 @@ import cliProgress from 'cli-progress';
 import { CtsError } from '../io/errors.js';
 import { BENCH_PROVIDERS, runBench, type BenchOptions, type BenchProgress } from '../bench/bench.js';
 import { budgetForReduction, parseImageSize, parseReduction, sweepBudgets, SWEEP_REDUCTIONS } from '../bench/setup.js';
-import { findTorchPython, PytorchServer, type PytorchArgs } from '../bench/pytorch.js';
+import { findTorchPython, pytorchEnv, PytorchServer, type PytorchArgs, type PytorchMalloc } from '../bench/pytorch.js';
 import { physicalCores } from '../bench/machine.js';
 import { createSegmenterConfig } from '../models/config.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
@@ -36,6 +36,7 @@ interface BenchOpts {
   fetchLogits?: boolean;
   comparePytorch?: boolean;
   python?: string;
+  pytorchMalloc?: string;
 }
 
 /** Registers the `bench` command. */
@@ -63,6 +64,7 @@ export function registerBench(program: Command): void {
     .option('--sequential', 'with --sweep: one budget after the other instead of interleaved (one session in memory at a time)')
     .option('--compare-pytorch', 'also time the same model in PyTorch (bench/pytorch_segmenter.py, same protocol and threads) and print the ratio and peak RSS of each')
     .option('--python <path>', 'Python interpreter for --compare-pytorch (default: $CTS_PYTHON, python3 or /usr/bin/python3, whichever imports torch)')
+    .option('--pytorch-malloc <mode>', 'PyTorch\'s allocator for --compare-pytorch: default (the stock environment) or tuned (glibc keeps freed memory: stock PyTorch spends much of its time re-faulting its attention maps)', 'default')
     .option('--json', 'print one JSON object (images_per_second, ms_per_batch, gmacs, machine...; a sweep gives {"sweep": [...]})')
     .action(action(runBenchCommand));
 }
@@ -178,6 +180,7 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
     onProgress: pg.on,
   };
   // find PyTorch first: a missing torch is reported before minutes of timing, not after
+  pytorchEnv(o.pytorchMalloc);
   const torch = o.comparePytorch ? findTorchPython(o.python) : undefined;
   if (o.python && torch?.reason) throw new CtsError(`--python ${o.python} cannot import torch`);
   if (torch?.reason) pg.log(`bench: PyTorch comparison skipped: ${torch.reason}`);
@@ -188,7 +191,7 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
       const threads = bo.threads ?? physicalCores();
       bo.threads = threads;
       pg.log('bench: starting the PyTorch model(s) (bench/pytorch_segmenter.py --serve)');
-      server = await PytorchServer.start(torch.python, await pytorchArgs(bo, budgets, threads));
+      server = await PytorchServer.start(torch.python, { ...(await pytorchArgs(bo, budgets, threads)), malloc: o.pytorchMalloc as PytorchMalloc });
       if (/\/blas\/libblas\.so/.test(server.info.blas)) pg.log(`bench: warning: PyTorch runs on the reference BLAS (${server.info.blas}), ~15x slower than OpenBLAS; install libopenblas0-openmp for a fair comparison`);
       bo.companion = server;
     }

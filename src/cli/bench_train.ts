@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { benchTrainStep, benchTrainVsPytorch, type TrainBenchOptions } from '../bench/train.js';
 import { BACKBONE_ALIASES } from '../models/config.js';
+import { pytorchEnv, type PytorchMalloc } from '../bench/pytorch.js';
 import { CtsError } from '../io/errors.js';
 import { action, nonNegInt, posInt } from './util.js';
 
@@ -22,6 +23,7 @@ export function registerBenchTrain(program: Command): void {
     .option('--threads <n>', 'intra-op threads for both frameworks', posInt('--threads'))
     .option('--rss-every <n>', 'print resident memory every n steps (memory-flatness check)', posInt('--rss-every'))
     .option('--compare-pytorch', 'alternate each step with one of bench/pytorch_train_step.py (needs python3-torch) and print the ratio')
+    .option('--pytorch-malloc <mode>', 'PyTorch\'s allocator for --compare-pytorch: default (the stock environment) or tuned (glibc keeps freed memory instead of re-faulting it every step)', 'default')
     .option('--json', 'print one JSON object')
     .action(action(async (o: Record<string, unknown>) => {
       const backbone = String(o.backbone);
@@ -33,13 +35,15 @@ export function registerBenchTrain(program: Command): void {
         ...(o.threads ? { threads: o.threads as number } : {}),
         ...(o.rssEvery ? { every: o.rssEvery as number, onRss: (s: number, mb: number) => process.stderr.write(`step ${s}: rss ${mb.toFixed(0)} MB\n`) } : {}),
       };
-      const { ours, pytorch: torch } = o.comparePytorch ? await benchTrainVsPytorch(opts) : { ours: await benchTrainStep(opts), pytorch: undefined };
+      const malloc = String(o.pytorchMalloc);
+      pytorchEnv(malloc); // an unknown mode fails before minutes of timing
+      const { ours, pytorch: torch } = o.comparePytorch ? await benchTrainVsPytorch(opts, undefined, malloc as PytorchMalloc) : { ours: await benchTrainStep(opts), pytorch: undefined };
       const ratio = torch && typeof torch.ms_per_step_median === 'number' ? torch.ms_per_step_median / ours.ms_per_step_median : undefined;
       const result = { ...opts, onRss: undefined, cts_seg: ours, ...(torch ? { pytorch: torch } : {}), ...(ratio ? { speedup_vs_pytorch: ratio } : {}) };
       if (o.json) return void process.stdout.write(JSON.stringify(result) + '\n');
       process.stdout.write(`cts-seg: ${ours.ms_per_step_median.toFixed(0)} ms/step (min ${ours.ms_per_step_min.toFixed(0)}, max ${ours.ms_per_step_max.toFixed(0)}), peak RSS ${ours.peak_rss_mb.toFixed(0)} MB, compile ${ours.compile_seconds.toFixed(1)} s\n`);
       if (ours.rss_first_mb !== undefined) process.stdout.write(`resident memory: ${ours.rss_first_mb.toFixed(0)} MB -> ${ours.rss_last_mb!.toFixed(0)} MB (${((100 * (ours.rss_last_mb! - ours.rss_first_mb)) / ours.rss_first_mb).toFixed(1)}%)\n`);
       if (torch?.skipped) process.stdout.write(`pytorch: skipped (${torch.skipped})\n`);
-      else if (torch) process.stdout.write(`pytorch: ${(torch.ms_per_step_median as number).toFixed(0)} ms/step, peak RSS ${(torch.peak_rss_mb as number).toFixed(0)} MB -> cts-seg is ${ratio!.toFixed(2)}x faster\n`);
+      else if (torch) process.stdout.write(`pytorch: ${(torch.ms_per_step_median as number).toFixed(0)} ms/step, peak RSS ${(torch.peak_rss_mb as number).toFixed(0)} MB, ${torch.malloc === 'tuned' ? 'tuned' : 'stock'} malloc -> cts-seg is ${ratio!.toFixed(2)}x faster\n`);
     }));
 }

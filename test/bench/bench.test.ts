@@ -112,6 +112,7 @@ test('impossible budgets and bad options are one-line errors, not crashes', asyn
   assertCleanError(await run(['bench', ...TINY, '--num-shared', '1', '--reduction', '0.3']), /--num-shared or --reduction, not both/);
   assertCleanError(await run(['bench', ...TINY, '--backbone', 'vit-xxl']), /unknown backbone 'vit-xxl'/);
   assertCleanError(await run(['bench', ...TINY, '--compare-pytorch', '--python', '/bin/false']), /--python \/bin\/false cannot import torch/);
+  assertCleanError(await run(['bench', ...TINY, '--compare-pytorch', '--pytorch-malloc', 'fast']), /--pytorch-malloc must be default or tuned, got 'fast'/);
 });
 
 test('an unknown provider is an error; webgpu either runs on webgpu or says it is unavailable', async () => {

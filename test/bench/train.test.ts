@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchTrainVsPytorch, type TrainBenchOptions } from '../../src/bench/train.js';
+import { pytorchEnv, TUNED_MALLOC_ENV } from '../../src/bench/pytorch.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const TINY: TrainBenchOptions = {
@@ -26,6 +27,7 @@ function fakePython(dir: string, log: string, failAfter?: number): string {
 const fs = require('fs');
 if (process.argv[2] === '-c') process.exit(0);
 if (!process.argv.includes('--serve')) process.exit(3);
+fs.appendFileSync(${JSON.stringify(log)}, 'top_pad ' + (process.env.MALLOC_TOP_PAD_ ?? 'unset') + '\\n');
 console.log(JSON.stringify({ ready: true, torch_version: '0.0-fake', blas: 'none', threads: 1 }));
 let k = 0, buf = '';
 process.stdin.on('data', (d) => {
@@ -53,7 +55,7 @@ test('bench-train vs PyTorch: steps alternate, warm-up excluded, PyTorch peak me
     let ours = 0;
     const r = await benchTrainVsPytorch({ ...TINY, onRss: () => writeFileSync(log, `ours ${++ours}\n`, { flag: 'a' }), every: 1 }, python);
     // Ours (logged after each step's PyTorch turn) and PyTorch's steps interleave one to one.
-    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['torch 1', 'ours 1', 'torch 2', 'ours 2', 'torch 3', 'ours 3', 'torch 4', 'ours 4']);
+    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['top_pad unset', 'torch 1', 'ours 1', 'torch 2', 'ours 2', 'torch 3', 'ours 3', 'torch 4', 'ours 4']);
     assert.equal(r.pytorch.interleaved, true);
     assert.deepEqual([r.pytorch.ms_per_step_min, r.pytorch.ms_per_step_median, r.pytorch.ms_per_step_max], [2, 3, 4], 'warm-up step 1 left out');
     assert.equal(r.pytorch.peak_rss_mb, 42);
@@ -62,6 +64,26 @@ test('bench-train vs PyTorch: steps alternate, warm-up excluded, PyTorch peak me
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('bench-train vs PyTorch: --pytorch-malloc tuned reaches the PyTorch process, and is reported', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cts-bt-'));
+  try {
+    const log = join(dir, 'log');
+    const r = await benchTrainVsPytorch({ ...TINY, steps: 1 }, fakePython(dir, log), 'tuned');
+    assert.equal(readFileSync(log, 'utf8').split('\n')[0], `top_pad ${2 ** 30}`);
+    assert.equal(r.pytorch.malloc, 'tuned');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pytorchEnv: default is the environment as it is, tuned adds the three mallopt variables, others are refused', () => {
+  const base = { PATH: '/bin', MALLOC_TOP_PAD_: '7' };
+  assert.equal(pytorchEnv('default', base), base);
+  assert.deepEqual(pytorchEnv('tuned', { PATH: '/bin' }), { PATH: '/bin', ...TUNED_MALLOC_ENV });
+  assert.deepEqual(Object.keys(TUNED_MALLOC_ENV).sort(), ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TOP_PAD_', 'MALLOC_TRIM_THRESHOLD_']);
+  assert.throws(() => pytorchEnv('jemalloc', base), /--pytorch-malloc must be default or tuned, got 'jemalloc'/);
 });
 
 test('bench-train vs PyTorch: a PyTorch failure mid-run is reported as skipped, cts-seg timing stands', async () => {
@@ -85,4 +107,14 @@ test('cts-seg bench-train --json: one object with the step time, peak memory and
   assert.equal(r.stochastic, false);
   assert.ok(r.cts_seg.ms_per_step_median > 0 && r.cts_seg.peak_rss_mb > 0);
   assert.ok(r.cts_seg.last_loss > 0 && r.cts_seg.last_loss < 10, `loss ${r.cts_seg.last_loss}`);
+});
+
+test('cts-seg bench-train: an unknown --pytorch-malloc is a one-line error before any timing', async () => {
+  const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+    execFile(process.execPath, [CLI, 'bench-train', '--backbone', 'vit-ti', '--image-size', '64', '--pytorch-malloc', 'fast'],
+      { env: { ...process.env, CI: '1' } }, (err, _stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stderr }));
+  });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /--pytorch-malloc must be default or tuned, got 'fast'/);
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
 });
