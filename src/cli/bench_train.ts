@@ -44,6 +44,6 @@ export function registerBenchTrain(program: Command): void {
       process.stdout.write(`cts-seg: ${ours.ms_per_step_median.toFixed(0)} ms/step (min ${ours.ms_per_step_min.toFixed(0)}, max ${ours.ms_per_step_max.toFixed(0)}), peak RSS ${ours.peak_rss_mb.toFixed(0)} MB, compile ${ours.compile_seconds.toFixed(1)} s\n`);
       if (ours.rss_first_mb !== undefined) process.stdout.write(`resident memory: ${ours.rss_first_mb.toFixed(0)} MB -> ${ours.rss_last_mb!.toFixed(0)} MB (${((100 * (ours.rss_last_mb! - ours.rss_first_mb)) / ours.rss_first_mb).toFixed(1)}%)\n`);
       if (torch?.skipped) process.stdout.write(`pytorch: skipped (${torch.skipped})\n`);
-      else if (torch) process.stdout.write(`pytorch: ${(torch.ms_per_step_median as number).toFixed(0)} ms/step, peak RSS ${(torch.peak_rss_mb as number).toFixed(0)} MB, ${torch.malloc === 'tuned' ? 'tuned' : 'stock'} malloc -> cts-seg is ${ratio!.toFixed(2)}x faster\n`);
+      else if (torch) process.stdout.write(`pytorch: ${(torch.ms_per_step_median as number).toFixed(0)} ms/step, peak RSS ${(torch.peak_rss_mb as number).toFixed(0)} MB, ${torch.malloc === 'tuned' ? 'tuned' : 'stock'} malloc\nratio: PyTorch time / cts-seg time = ${ratio!.toFixed(2)}x\n`);
     }));
 }
