@@ -44,11 +44,15 @@ export const TUNED_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_TOP_PAD_: String(2 ** 30),
 };
 
-/** The PyTorch child's environment for an allocator mode (an unknown mode is an error naming the choices). */
-export function pytorchEnv(malloc: string = 'default', base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  if (malloc === 'default') return base;
-  if (malloc === 'tuned') return { ...base, ...TUNED_MALLOC_ENV };
-  throw new CtsError(`--pytorch-malloc must be default or tuned, got '${malloc}'`);
+/** `--pytorch-malloc`'s value as a mode; anything else is an error naming the choices. */
+export function parsePytorchMalloc(v: string): PytorchMalloc {
+  if (v === 'default' || v === 'tuned') return v;
+  throw new CtsError(`--pytorch-malloc must be default or tuned, got '${v}'`);
+}
+
+/** The PyTorch child's environment for an allocator mode. */
+export function pytorchEnv(malloc: PytorchMalloc, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return malloc === 'tuned' ? { ...base, ...TUNED_MALLOC_ENV } : base;
 }
 
 /** What the PyTorch side reports about itself. */

@@ -5,7 +5,7 @@ import cliProgress from 'cli-progress';
 import { CtsError } from '../io/errors.js';
 import { BENCH_PROVIDERS, runBench, type BenchOptions, type BenchProgress } from '../bench/bench.js';
 import { budgetForReduction, parseImageSize, parseReduction, sweepBudgets, SWEEP_REDUCTIONS } from '../bench/setup.js';
-import { findTorchPython, pytorchEnv, PytorchServer, type PytorchArgs, type PytorchMalloc } from '../bench/pytorch.js';
+import { findTorchPython, parsePytorchMalloc, PytorchServer, type PytorchArgs } from '../bench/pytorch.js';
 import { physicalCores } from '../bench/machine.js';
 import { createSegmenterConfig } from '../models/config.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
@@ -180,7 +180,7 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
     onProgress: pg.on,
   };
   // find PyTorch first: a missing torch is reported before minutes of timing, not after
-  pytorchEnv(o.pytorchMalloc);
+  const malloc = parsePytorchMalloc(o.pytorchMalloc ?? 'default');
   const torch = o.comparePytorch ? findTorchPython(o.python) : undefined;
   if (o.python && torch?.reason) throw new CtsError(`--python ${o.python} cannot import torch`);
   if (torch?.reason) pg.log(`bench: PyTorch comparison skipped: ${torch.reason}`);
@@ -191,7 +191,7 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
       const threads = bo.threads ?? physicalCores();
       bo.threads = threads;
       pg.log('bench: starting the PyTorch model(s) (bench/pytorch_segmenter.py --serve)');
-      server = await PytorchServer.start(torch.python, { ...(await pytorchArgs(bo, budgets, threads)), malloc: o.pytorchMalloc as PytorchMalloc });
+      server = await PytorchServer.start(torch.python, { ...(await pytorchArgs(bo, budgets, threads)), malloc });
       if (/\/blas\/libblas\.so/.test(server.info.blas)) pg.log(`bench: warning: PyTorch runs on the reference BLAS (${server.info.blas}), ~15x slower than OpenBLAS; install libopenblas0-openmp for a fair comparison`);
       bo.companion = server;
     }

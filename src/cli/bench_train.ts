@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { benchTrainStep, benchTrainVsPytorch, type TrainBenchOptions } from '../bench/train.js';
 import { BACKBONE_ALIASES } from '../models/config.js';
-import { pytorchEnv, type PytorchMalloc } from '../bench/pytorch.js';
+import { parsePytorchMalloc } from '../bench/pytorch.js';
 import { CtsError } from '../io/errors.js';
 import { action, nonNegInt, posInt } from './util.js';
 
@@ -35,9 +35,8 @@ export function registerBenchTrain(program: Command): void {
         ...(o.threads ? { threads: o.threads as number } : {}),
         ...(o.rssEvery ? { every: o.rssEvery as number, onRss: (s: number, mb: number) => process.stderr.write(`step ${s}: rss ${mb.toFixed(0)} MB\n`) } : {}),
       };
-      const malloc = String(o.pytorchMalloc);
-      pytorchEnv(malloc); // an unknown mode fails before minutes of timing
-      const { ours, pytorch: torch } = o.comparePytorch ? await benchTrainVsPytorch(opts, undefined, malloc as PytorchMalloc) : { ours: await benchTrainStep(opts), pytorch: undefined };
+      const malloc = parsePytorchMalloc(String(o.pytorchMalloc)); // before minutes of timing
+      const { ours, pytorch: torch } = o.comparePytorch ? await benchTrainVsPytorch(opts, undefined, malloc) : { ours: await benchTrainStep(opts), pytorch: undefined };
       const ratio = torch && typeof torch.ms_per_step_median === 'number' ? torch.ms_per_step_median / ours.ms_per_step_median : undefined;
       const result = { ...opts, onRss: undefined, cts_seg: ours, ...(torch ? { pytorch: torch } : {}), ...(ratio ? { speedup_vs_pytorch: ratio } : {}) };
       if (o.json) return void process.stdout.write(JSON.stringify(result) + '\n');

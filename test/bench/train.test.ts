@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchTrainVsPytorch, type TrainBenchOptions } from '../../src/bench/train.js';
-import { pytorchEnv, TUNED_MALLOC_ENV } from '../../src/bench/pytorch.js';
+import { parsePytorchMalloc, pytorchEnv, TUNED_MALLOC_ENV } from '../../src/bench/pytorch.js';
+import { runCli } from '../helpers/cli.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const TINY: TrainBenchOptions = {
@@ -78,12 +79,13 @@ test('bench-train vs PyTorch: --pytorch-malloc tuned reaches the PyTorch process
   }
 });
 
-test('pytorchEnv: default is the environment as it is, tuned adds the three mallopt variables, others are refused', () => {
+test('pytorchEnv/parsePytorchMalloc: default is the environment as it is, tuned adds the three mallopt variables, others are refused', () => {
   const base = { PATH: '/bin', MALLOC_TOP_PAD_: '7' };
   assert.equal(pytorchEnv('default', base), base);
   assert.deepEqual(pytorchEnv('tuned', { PATH: '/bin' }), { PATH: '/bin', ...TUNED_MALLOC_ENV });
   assert.deepEqual(Object.keys(TUNED_MALLOC_ENV).sort(), ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TOP_PAD_', 'MALLOC_TRIM_THRESHOLD_']);
-  assert.throws(() => pytorchEnv('jemalloc', base), /--pytorch-malloc must be default or tuned, got 'jemalloc'/);
+  assert.equal(parsePytorchMalloc('tuned'), 'tuned');
+  assert.throws(() => parsePytorchMalloc('jemalloc'), /--pytorch-malloc must be default or tuned, got 'jemalloc'/);
 });
 
 test('bench-train vs PyTorch: a PyTorch failure mid-run is reported as skipped, cts-seg timing stands', async () => {
@@ -110,10 +112,7 @@ test('cts-seg bench-train --json: one object with the step time, peak memory and
 });
 
 test('cts-seg bench-train: an unknown --pytorch-malloc is a one-line error before any timing', async () => {
-  const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
-    execFile(process.execPath, [CLI, 'bench-train', '--backbone', 'vit-ti', '--image-size', '64', '--pytorch-malloc', 'fast'],
-      { env: { ...process.env, CI: '1' } }, (err, _stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stderr }));
-  });
+  const r = await runCli(['bench-train', '--backbone', 'vit-ti', '--image-size', '64', '--pytorch-malloc', 'fast']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /--pytorch-malloc must be default or tuned, got 'fast'/);
   assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
