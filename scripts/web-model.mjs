@@ -9,12 +9,12 @@
 import { mkdir, writeFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCheckpoint } from '../dist/src/models/checkpoint.js';
+import { loadCheckpoint } from '../dist/src/cts/checkpoint.node.js';
 import { exportModel } from '../dist/src/export/export.js';
 import { packWeights } from '../dist/src/export/weights.js';
 import { renderScene } from '../dist/src/data/synthetic.js';
 import { writePng } from '../dist/src/data/image.js';
-import { createRng } from '../dist/src/util/rng.js';
+import { createRng } from '../dist/src/base/rng.js';
 
 const args = process.argv.slice(2);
 const maxAt = args.indexOf('--max-mb');

@@ -1,8 +1,9 @@
 // Public library surface of cts-seg.
 export * from './graph/index.js';
 export { CompiledGraph, runOnce, type CompileOptions, type Provider } from './runtime/session.js';
-export * from './io/tensor.js';
-export { CtsError, writeFileAtomic } from './io/errors.js';
+export * from './base/tensor.js';
+export { CtsError } from './base/errors.js';
+export { writeFileAtomic } from './io/fs.node.js';
 export * from './io/safetensors.js';
 export * from './io/npy.js';
 export { readNpz } from './io/npz.js';

@@ -7,8 +7,8 @@
 import os from 'node:os';
 import { Graph, reduceSum } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
-import { CtsError } from '../io/errors.js';
-import type { HostTensor } from '../io/tensor.js';
+import { CtsError } from '../base/errors.js';
+import type { HostTensor } from '../base/tensor.js';
 import { constantParams } from '../nn/params.js';
 import { buildPolicyNet } from '../models/policynet.js';
 import { buildCtsSegmenterMicroBatched, defaultMicroBatch, prefixed } from '../cts/segmenter.js';

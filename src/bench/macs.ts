@@ -5,7 +5,7 @@
 // element-wise ops, normalisation and indexing count 0.
 import { Graph, type Node, type Value } from '../graph/index.js';
 import type { SegmenterConfig } from '../models/config.js';
-import { checkpointSpec } from '../models/checkpoint.js';
+import { checkpointSpec } from '../cts/checkpoint.js';
 import { inputParams } from '../nn/params.js';
 import { buildCtsSegmenter } from '../cts/segmenter.js';
 import { tokenBudget } from '../cts/budget.js';

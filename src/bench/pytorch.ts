@@ -5,7 +5,7 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 
 /** A script of bench/ (default the forward benchmark), found from the compiled module (dist/src/bench) or the sources (src/bench). */
 export function pytorchScript(name = 'pytorch_segmenter.py'): string {

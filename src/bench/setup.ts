@@ -2,15 +2,15 @@
 // paper's exact budgets), the model (preset with seeded random weights, or a checkpoint) and the
 // input batch (one image repeated, ViT-normalised).
 import sharp from 'sharp';
-import { CtsError } from '../io/errors.js';
-import type { HostTensor } from '../io/tensor.js';
+import { CtsError } from '../base/errors.js';
+import type { HostTensor } from '../base/tensor.js';
 import { createSegmenterConfig, type SegmenterConfig } from '../models/config.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { initSegmenterWeights } from '../models/init.js';
 import { initPolicyNet } from '../models/policynet.js';
-import { loadCheckpoint } from '../models/checkpoint.js';
+import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { sharedForReduction, type TokenBudget } from '../cts/budget.js';
-import { createRng } from '../util/rng.js';
+import { createRng } from '../base/rng.js';
 
 /** The model, crop, budgets and input of a benchmark. Sizes are (height, width). */
 export interface BenchModelOptions {

@@ -7,8 +7,8 @@ import { initSegmenterWeights } from '../models/init.js';
 import { initPolicyNet } from '../models/policynet.js';
 import { TrainStep } from '../train/step.js';
 import { initState, SGD_DEFAULTS } from '../train/optim.js';
-import { createRng } from '../util/rng.js';
-import type { HostTensor } from '../io/tensor.js';
+import { createRng } from '../base/rng.js';
+import type { HostTensor } from '../base/tensor.js';
 import { findTorchPython, pytorchScript, PytorchServer, type PytorchMalloc } from './pytorch.js';
 
 /** Options of the training-step benchmark. */

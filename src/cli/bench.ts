@@ -2,13 +2,13 @@
 // sweep, and a same-run comparison with PyTorch.
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 import { BENCH_PROVIDERS, runBench, type BenchOptions, type BenchProgress } from '../bench/bench.js';
 import { budgetForReduction, parseImageSize, parseReduction, sweepBudgets, SWEEP_REDUCTIONS } from '../bench/setup.js';
 import { findTorchPython, parsePytorchMalloc, PytorchServer, type PytorchArgs } from '../bench/pytorch.js';
 import { physicalCores } from '../bench/machine.js';
 import { createSegmenterConfig } from '../models/config.js';
-import { loadCheckpoint } from '../models/checkpoint.js';
+import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { formatResult, formatSweep, type ComparedResult } from '../bench/report.js';
 import type { Provider } from '../runtime/session.js';
 import { tokenBudget } from '../cts/budget.js';

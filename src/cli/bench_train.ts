@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { benchTrainStep, benchTrainVsPytorch, type TrainBenchOptions } from '../bench/train.js';
 import { BACKBONE_ALIASES } from '../models/config.js';
 import { parsePytorchMalloc } from '../bench/pytorch.js';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 import { action, nonNegInt, posInt } from './util.js';
 
 /** Registers `bench-train`. */

@@ -1,8 +1,9 @@
 // `cts-seg eval`: mIoU of a checkpoint on a dataset split with the official protocol (sliding
 // window at the checkpoint's crop, optional multi-scale + flip, dataset-accumulated confusion).
 import type { Command } from 'commander';
-import { CtsError } from '../io/errors.js';
-import { loadCheckpoint, type PolicyMethod } from '../models/checkpoint.js';
+import { CtsError } from '../base/errors.js';
+import { loadCheckpoint } from '../cts/checkpoint.node.js';
+import { type PolicyMethod } from '../cts/spec.js';
 import { openDataset } from '../data/datasets.js';
 import { createPredictor, evalViews, evaluateDataset } from '../eval/evaluate.js';
 import { createProgress, reportMarkdown, writeReport } from '../eval/report.js';

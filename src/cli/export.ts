@@ -2,8 +2,9 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { CtsError, describeFsError, writeFileAtomic } from '../io/errors.js';
-import { loadCheckpoint } from '../models/checkpoint.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
+import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { exportModel, type ExportPolicy } from '../export/export.js';
 import { action, nonNegInt, posInt } from './util.js';
 

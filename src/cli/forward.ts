@@ -3,9 +3,11 @@
 import { mkdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { readSafetensors, loadStateDict } from '../io/safetensors.js';
+import { readSafetensors } from '../io/safetensors.node.js';
+import { loadStateDict } from '../io/safetensors.js';
 import { readNpy, serializeNpy } from '../io/npy.js';
-import { writeFileAtomic, CtsError, describeFsError } from '../io/errors.js';
+import { writeFileAtomic, describeFsError } from '../io/fs.node.js';
+import { CtsError } from '../base/errors.js';
 import { inferSegmenterConfig } from '../models/weights.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { segmenterForward } from '../cts/forward.js';

@@ -2,8 +2,8 @@
 // .pth state dicts) converted to a safetensors file in cts-seg's official names.
 import cliProgress from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
-import { CtsError } from '../io/errors.js';
-import { writeSafetensors } from '../io/safetensors.js';
+import { CtsError } from '../base/errors.js';
+import { writeSafetensors } from '../io/safetensors.node.js';
 import { IMPORT_KINDS, importedParamCount, importWeights, type ImportKind } from '../models/import.js';
 import { action } from './util.js';
 

@@ -4,8 +4,9 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
-import { CtsError, describeFsError } from '../io/errors.js';
-import { loadCheckpoint } from '../models/checkpoint.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError } from '../io/fs.node.js';
+import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { readImage, writePng } from '../data/image.js';
 import { DATASETS, isDatasetName } from '../data/datasets.js';
 import { createPredictor, predictImage } from '../eval/evaluate.js';

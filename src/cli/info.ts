@@ -1,9 +1,9 @@
 // `cts-seg info`: what a model is before running it: configuration, parameter counts, the token
 // budgets at its crop and the GMACs of each (counted on the graph, spec §9.3 convention).
 import type { Command } from 'commander';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 import { createSegmenterConfig, type SegmenterConfig } from '../models/config.js';
-import { loadCheckpoint } from '../models/checkpoint.js';
+import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { policyNetParamCount } from '../models/policynet.js';
 import { tokenBudget } from '../cts/budget.js';

@@ -4,12 +4,14 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { CtsError, describeFsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError } from '../io/fs.node.js';
 import { createSegmenterConfig } from '../models/config.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { initSegmenterWeights } from '../models/init.js';
 import { initPolicyNet } from '../models/policynet.js';
-import { defaultPalette, saveCheckpoint, VIT_NORMALIZATION, type ModelCheckpoint } from '../models/checkpoint.js';
+import { defaultPalette, VIT_NORMALIZATION, type ModelCheckpoint } from '../cts/checkpoint.js';
+import { saveCheckpoint } from '../cts/checkpoint.node.js';
 import { sharedForReduction, tokenBudget } from '../cts/budget.js';
 import { DATASETS, isDatasetName } from '../data/datasets.js';
 import { parsePolicy } from './eval.js';

@@ -1,7 +1,7 @@
 // `cts-seg prepare ade20k|pcontext|cityscapes DIR`: download and convert a dataset into DIR/<dataset>/ (spec §7).
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 import { PREPARABLE, URL_BASE_ENV, prepareDataset, type ProgressFactory, type ProgressTask } from '../data/prepare.js';
 import { action, posInt } from './util.js';
 

@@ -5,7 +5,7 @@ import { readConfigFile, resolveTrainConfig, TRAIN_PRESETS } from '../train/conf
 import { trainSegmenter } from '../train/trainer.js';
 import { resolvePolicyConfig, trainPolicy } from '../train/policy_trainer.js';
 import { action } from './util.js';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 
 /** Flag name -> config key for `train` (values parsed as numbers where the schema wants numbers). */
 const TRAIN_FLAGS: Record<string, [string, 'string' | 'number' | 'bool']> = {

@@ -1,6 +1,6 @@
 // Shared CLI plumbing: option parsers with precise messages, and the one-line error exit.
 import { InvalidArgumentError } from 'commander';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 import { GraphError } from '../graph/index.js';
 
 /** commander parser for a non-negative integer option. */

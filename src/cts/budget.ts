@@ -1,7 +1,7 @@
 // The CTS token budget (spec §3.1): S shared superpatches (2x2 patches each) and N1 patches that keep
 // their own token, with N1 + 4*S equal to the patch count. The official code only asserts this
 // deep inside the forward pass; we check it up front and say which pairs are valid.
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 
 /** A validated token budget for one crop size. */
 export interface TokenBudget {
@@ -23,9 +23,16 @@ export interface TokenBudget {
 
 /**
  * Validates (numNotShared, numShared) for an image of h x w pixels with the given patch size; either
- * number may be omitted and is then derived. Throws CtsError naming the rule and the valid range.
+ * number may be omitted and is then derived. `numShared` 0 alone (no sharing) accepts any size, padded
+ * to a patch multiple as the plain Segmenter does. Throws CtsError naming the rule and the valid range.
  */
 export function tokenBudget(h: number, w: number, patch: number, numShared?: number, numNotShared?: number): TokenBudget {
+  if ((numShared ?? 0) === 0 && numNotShared === undefined) {
+    // no sharing runs the plain Segmenter, which pads any size to a patch multiple
+    if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0)) throw new CtsError(`image size ${h}x${w} must be positive integers`);
+    const gh = Math.ceil(h / patch), gw = Math.ceil(w / patch);
+    return { gh, gw, sh: Math.floor(gh / 2), sw: Math.floor(gw / 2), numShared: 0, numNotShared: gh * gw, numTokens: gh * gw, reduction: 0 };
+  }
   const sp = 2 * patch;
   if (!Number.isInteger(h) || !Number.isInteger(w) || h <= 0 || w <= 0 || h % sp || w % sp) {
     throw new CtsError(`token sharing needs an image size that is a multiple of ${sp} (2 x patch ${patch}), got ${h}x${w}`);

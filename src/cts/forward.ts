@@ -3,8 +3,8 @@
 // policy logits and token budget).
 import { Graph } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
-import { CtsError } from '../io/errors.js';
-import type { HostTensor } from '../io/tensor.js';
+import { CtsError } from '../base/errors.js';
+import type { HostTensor } from '../base/tensor.js';
 import { constantParams } from '../nn/params.js';
 import { inferSegmenterConfig } from '../models/weights.js';
 import type { SegmenterConfig } from '../models/config.js';

@@ -2,9 +2,9 @@
 // superpatch is shareable when its 32x32 label block holds one value) and a seeded random policy.
 // Both produce p(share)-like scores [B, sh*sw]; the in-graph top-S selection does the rest, ties
 // going to the lower superpatch index.
-import { CtsError } from '../io/errors.js';
-import type { HostTensor } from '../io/tensor.js';
-import { createRng } from '../util/rng.js';
+import { CtsError } from '../base/errors.js';
+import type { HostTensor } from '../base/tensor.js';
+import { createRng } from '../base/rng.js';
 
 /** Label conventions for policy ground truth. */
 export interface PolicyLabelOptions {

@@ -2,12 +2,14 @@
 // in, then runs windows through it. Evaluation, inference and benchmarks all go through here.
 import { Graph } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
-import { CtsError } from '../io/errors.js';
-import type { HostTensor } from '../io/tensor.js';
+import { CtsError } from '../base/errors.js';
+import type { HostTensor } from '../base/tensor.js';
 import { constantParams } from '../nn/params.js';
-import type { ModelCheckpoint, PolicyMethod } from '../models/checkpoint.js';
+import type { ModelCheckpoint } from './checkpoint.js';
+import type { PolicyMethod } from './spec.js';
 import { buildCtsSegmenterMicroBatched, defaultMicroBatch, type PolicySource } from './segmenter.js';
-import { tokenBudget, type TokenBudget } from './budget.js';
+import type { TokenBudget } from './budget.js';
+import { resolveSharing, type SharingSpec } from './spec.js';
 
 /** Options of Predictor.create. */
 export interface PredictorOptions {
@@ -15,9 +17,11 @@ export interface PredictorOptions {
   batch?: number;
   /** Window size (default: the checkpoint's crop). */
   crop?: [number, number];
-  /** Override the checkpoint's policy / budget (e.g. 'no_sharing' for a baseline timing). */
+  /** Override the checkpoint's policy / budget (e.g. 'no_sharing' for a baseline timing); see resolveSharing. */
   policy?: PolicyMethod;
   numShared?: number;
+  /** An already resolved sharing decision (takes precedence over policy and numShared). */
+  sharing?: SharingSpec;
   provider?: Provider;
   threads?: number;
   /** Images per micro-batch inside the graph (default: defaultMicroBatch, 2 for ViT-S at 512x512 and up, else the batch). */
@@ -32,8 +36,32 @@ export interface Prediction {
   maskShared?: HostTensor;
 }
 
+/**
+ * Something that segments fixed-size normalised windows: a Predictor (a checkpoint compiled here) or
+ * an exported ONNX model. The sliding window and the Segmenter API work on this interface.
+ */
+export interface WindowRunner {
+  /** Window (height, width). */
+  readonly crop: [number, number];
+  /** Most windows per run() call. */
+  readonly batch: number;
+  readonly numClasses: number;
+  /** Policy actually used. */
+  readonly policy: PolicyMethod;
+  /** Token budget of one window (numShared 0 without sharing). */
+  readonly budget: TokenBudget;
+  /** Whether run() needs `scores` (oracle and random policies). */
+  readonly needsScores: boolean;
+  /** Execution provider in use. */
+  readonly provider: Provider;
+  /** Runs 1..batch normalised windows [b,3,h,w] (`scores` [b, h/32*w/32] for oracle/random); exactly b results. */
+  run(x: HostTensor, scores?: HostTensor): Promise<Prediction>;
+  /** Frees the session. */
+  release(): Promise<void>;
+}
+
 /** A compiled model at one window size and batch. */
-export class Predictor {
+export class Predictor implements WindowRunner {
   private constructor(
     private readonly session: CompiledGraph,
     /** Window (height, width). */
@@ -51,17 +79,12 @@ export class Predictor {
   static async create(ckpt: ModelCheckpoint, o: PredictorOptions = {}): Promise<Predictor> {
     const crop = o.crop ?? ckpt.cropSize;
     const batch = o.batch ?? 1;
-    let policy = o.policy ?? ckpt.cts.policy;
-    const S = policy === 'no_sharing' ? 0 : (o.numShared ?? ckpt.cts.numShared);
-    if (S === 0) policy = 'no_sharing';
-    if (policy === 'policy_net' && !ckpt.weights.has('policy_net.head.weight')) {
-      throw new CtsError('the policy_net policy needs policy-network weights (policy_net.*) in the checkpoint');
-    }
-    const budget = S > 0 ? tokenBudget(crop[0], crop[1], ckpt.config.patch_size, S) : plainBudget(crop, ckpt.config.patch_size);
+    const spec = o.sharing ?? predictorSharing(ckpt, o, crop);
+    const { policy, numShared: S, budget } = spec;
     const g = new Graph();
     const x = g.input('input', [batch, 3, crop[0], crop[1]]);
     let source: PolicySource | undefined;
-    if (policy === 'policy_net') source = { kind: 'policy_net', bnMode: 'eval', ...(ckpt.cts.policyWidth !== undefined ? { width: ckpt.cts.policyWidth } : {}) };
+    if (policy === 'policy_net') source = { kind: 'policy_net', bnMode: 'eval', ...(spec.policyWidth !== undefined ? { width: spec.policyWidth } : {}) };
     else if (policy === 'oracle' || policy === 'random') source = { kind: 'scores', scores: g.input('policy_scores', [batch, budget.sh * budget.sw]) };
     const { logits, maskShared } = buildCtsSegmenterMicroBatched(x, constantParams(g, ckpt.weights), ckpt.config, {
       numShared: S, microBatch: o.microBatch ?? defaultMicroBatch(ckpt.config, crop[0], crop[1], batch), ...(source ? { policy: source } : {}),
@@ -107,9 +130,11 @@ export class Predictor {
   }
 }
 
-function plainBudget(crop: [number, number], patch: number): TokenBudget {
-  const gh = Math.ceil(crop[0] / patch), gw = Math.ceil(crop[1] / patch);
-  return { gh, gw, sh: Math.floor(gh / 2), sw: Math.floor(gw / 2), numShared: 0, numNotShared: gh * gw, numTokens: gh * gw, reduction: 0 };
+/** The sharing of a checkpoint compiled at `crop` with a user's overrides (see resolveSharing). */
+export function predictorSharing(ckpt: ModelCheckpoint, o: Pick<PredictorOptions, 'policy' | 'numShared'>, crop: readonly [number, number] = ckpt.cropSize): SharingSpec {
+  return resolveSharing(ckpt.cts, { policy: o.policy, numShared: o.numShared }, {
+    size: crop, patchSize: ckpt.config.patch_size, storedSize: ckpt.cropSize, hasPolicyNet: ckpt.weights.has('policy_net.head.weight'),
+  });
 }
 
 function padBatch(t: HostTensor, batch: number): HostTensor {

@@ -6,7 +6,8 @@ import { dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'no
 import { pipeline } from 'node:stream/promises';
 import { extract as tarExtract, type ReadEntry } from 'tar';
 import yauzl from 'yauzl';
-import { CtsError, describeFsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError } from '../io/fs.node.js';
 
 /** Options of {@link extractArchive}. */
 export interface ExtractOptions {

@@ -2,8 +2,8 @@
 // OpenCV), the evaluation pre-processing (§6.1) and the policy-net pipeline (§2.3, torchvision).
 // Every random choice comes from the caller's seeded Rng, drawn in the order of the original code
 // (numpy's draws map to rng.uniform(): randint(0, n) = floor(u n), uniform(a, b) = a + (b - a) u).
-import { CtsError } from '../io/errors.js';
-import type { Rng } from '../util/rng.js';
+import { CtsError } from '../base/errors.js';
+import type { Rng } from '../base/rng.js';
 import { PHOTOMETRIC_DEFAULTS, photometricDistortion, type PhotometricOptions } from './photometric.js';
 import { resizeBilinear, resizeBilinearTorch, resizeNearest, type Window } from './resize.js';
 import { IGNORE_INDEX, type EvalProtocol, type LabelMap, type RGBImage } from './types.js';

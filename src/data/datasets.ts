@@ -6,8 +6,9 @@ import { existsSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { z } from 'zod';
-import { CtsError, describeFsError } from '../io/errors.js';
-import { defaultPalette } from '../models/checkpoint.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError } from '../io/fs.node.js';
+import { defaultPalette } from '../cts/checkpoint.js';
 import {
   ADE20K_CLASSES, ADE20K_PALETTE, CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID, CITYSCAPES_CLASSES,
   CITYSCAPES_PALETTE, PCONTEXT_CLASSES, PCONTEXT_PALETTE, type RGB,

@@ -11,7 +11,8 @@ import https from 'node:https';
 import { dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CtsError, describeFsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError } from '../io/fs.node.js';
 
 /** Options of {@link downloadFile}. */
 export interface DownloadOptions {

@@ -2,7 +2,8 @@
 // 8-bit values (no colour management, no palette expansion, no resampling), encode PNGs atomically.
 import sharp from 'sharp';
 import { readFile } from 'node:fs/promises';
-import { CtsError, describeFsError, writeFileAtomic } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
 import type { LabelMap, RGBImage } from './types.js';
 
 async function readBytes(path: string, what: string): Promise<Buffer> {

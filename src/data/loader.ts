@@ -5,8 +5,8 @@
 // a resumed run (epoch, step) sees exactly the batches the uninterrupted run would have seen.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { CtsError } from '../io/errors.js';
-import { createRng } from '../util/rng.js';
+import { CtsError } from '../base/errors.js';
+import { createRng } from '../base/rng.js';
 import { openDataset } from './datasets.js';
 import type { SegDataset } from './types.js';
 import { buildBatch, outputSize, type BatchItem, type BuiltBatch, type DatasetRef, type LoaderAugment, type ReplyMessage, type TaskMessage, type WorkerInit } from './worker.js';

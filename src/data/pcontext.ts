@@ -6,7 +6,7 @@
 // append the file name (6 elements, read as state[:5] by Image.__setstate__); a 4-element
 // [info, mode, size, data] form is accepted as well. Under protocol < 3 the pixel bytes arrive as
 // `_codecs.encode(str, 'latin1')` (Python 3) or as a latin1 str (Python 2).
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 import { latin1Bytes, PLAIN_DATA_GLOBALS, PY_SETSTATE, PyGlobal, pyTypeName, type AllowList } from '../io/pickle.js';
 import { openTorchFile } from '../io/torch.js';
 import type { LabelMap } from './types.js';

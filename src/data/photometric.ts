@@ -5,7 +5,7 @@
 // 0..255) and back, once per step, so each of them rounds as cv2 does.
 // The pipeline works on RGB; the original works on BGR. Every step treats the three channels alike or
 // through HSV (which does not depend on the storage order), so the results are the same pixel for pixel.
-import type { Rng } from '../util/rng.js';
+import type { Rng } from '../base/rng.js';
 import type { RGBImage } from './types.js';
 
 /** Parameters of PhotoMetricDistortion (mmseg defaults). */

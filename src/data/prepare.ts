@@ -4,7 +4,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CtsError, describeFsError, writeFileAtomic } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
 import { extractArchive } from './archive.js';
 import { CITYSCAPES_LABELID_TO_TRAINID } from './classes.js';
 import { DATASETS, openDataset } from './datasets.js';

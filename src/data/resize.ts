@@ -18,7 +18,7 @@
 //   above gives for those sizes, so no special case is needed.
 // Not covered: builds of OpenCV that replace resize through a HAL (e.g. Carotene on ARM) or enable IPP's
 // inexact resize; those differ from OpenCV's own code by at most 1 per channel.
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 import type { LabelMap, RGBImage } from './types.js';
 
 /** A rectangle of an output grid: columns [x, x+width), rows [y, y+height). */

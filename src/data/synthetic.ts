@@ -5,8 +5,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { writeFileAtomic } from '../io/errors.js';
-import { createRng, type Rng } from '../util/rng.js';
+import { writeFileAtomic } from '../io/fs.node.js';
+import { createRng, type Rng } from '../base/rng.js';
 import { writePng } from './image.js';
 
 /** Classes of the synthetic scenes, with their display colours. */

@@ -3,8 +3,8 @@
 // that cannot cross a thread boundary, while those three strings can. Each task is a whole batch, so the
 // finished image and label buffers are transferred to the main thread as they are, never copied there.
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { CtsError } from '../io/errors.js';
-import { createRng } from '../util/rng.js';
+import { CtsError } from '../base/errors.js';
+import { createRng } from '../base/rng.js';
 import { POLICY_CROP, augmentPolicy, augmentTrain, type AugmentDataset, type TrainAugmentOptions } from './augment.js';
 import { openDataset } from './datasets.js';
 import type { SegDataset } from './types.js';

@@ -1,5 +1,5 @@
 // The demo's HTML report: one self-contained file (images inlined as PNG data URLs, plots as SVG).
-import { writeFileAtomic } from '../io/errors.js';
+import { writeFileAtomic } from '../io/fs.node.js';
 import { encodePng } from '../data/image.js';
 import type { RGBImage } from '../data/types.js';
 import { colorize, overlay, sharedView } from '../eval/visualize.js';

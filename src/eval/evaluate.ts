@@ -1,10 +1,11 @@
 // Whole-image prediction and dataset evaluation with the official protocol: the validation resize
 // (spec §6.1), single- or multi-scale + flip views (§6.3), sliding windows per view (§6.2), softmax
 // averaged over views, argmax, and a dataset-accumulated confusion matrix (§6.4).
-import { CtsError } from '../io/errors.js';
-import type { ModelCheckpoint, PolicyMethod } from '../models/checkpoint.js';
+import { CtsError } from '../base/errors.js';
+import type { ModelCheckpoint } from '../cts/checkpoint.js';
+import type { PolicyMethod } from '../cts/spec.js';
 import type { Provider } from '../runtime/session.js';
-import { Predictor } from '../cts/predictor.js';
+import { Predictor, predictorSharing } from '../cts/predictor.js';
 import type { EvalProtocol, LabelMap, RGBImage, SegDataset } from '../data/types.js';
 import { ConfusionMatrix } from './metrics.js';
 import { resizeBilinear as resizeImageCv2, resizeNearest } from '../data/resize.js';
@@ -28,14 +29,7 @@ export interface EvalPredictorOptions {
  * error rather than a silent no-sharing run.
  */
 export async function createPredictor(ckpt: ModelCheckpoint, o: EvalPredictorOptions = {}): Promise<Predictor> {
-  // --num-shared 0 alone means "turn sharing off", whatever the checkpoint's policy
-  const policy = o.policy ?? (o.numShared === 0 ? 'no_sharing' : ckpt.cts.policy);
-  const S = policy === 'no_sharing' ? 0 : (o.numShared ?? ckpt.cts.numShared);
-  if (policy !== 'no_sharing' && S === 0) {
-    throw new CtsError(`the ${policy} policy needs a number of shared superpatches: pass --num-shared S (S > 0; the checkpoint stores ${ckpt.cts.numShared})`);
-  }
-  if (o.policy === 'no_sharing' && o.numShared) throw new CtsError(`--num-shared ${o.numShared} conflicts with --policy no_sharing`);
-  return Predictor.create(ckpt, { policy, numShared: S, batch: o.windowBatch ?? 4, ...(o.provider ? { provider: o.provider } : {}) });
+  return Predictor.create(ckpt, { sharing: predictorSharing(ckpt, o), batch: o.windowBatch ?? 4, ...(o.provider ? { provider: o.provider } : {}) });
 }
 
 /** One augmented view of an image: its size before the sliding window and whether it is mirrored. */

@@ -2,7 +2,7 @@
 // matrix accumulated over the whole split at original resolution, ignore pixels skipped, then
 // per-class IoU / accuracy with NaN for undefined classes and nan-means over the rest. It is not a
 // per-image average: a class's IoU is the ratio of its dataset-wide intersection and union.
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 import { IGNORE_INDEX } from '../data/types.js';
 
 /** Final scores of a confusion matrix; ratios in [0, 1], NaN where undefined. */

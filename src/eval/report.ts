@@ -3,7 +3,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
-import { CtsError, describeFsError, writeFileAtomic } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
 import type { SegMetrics } from './metrics.js';
 
 /** Everything recorded about one evaluation run. */

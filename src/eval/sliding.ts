@@ -5,8 +5,8 @@
 // the original image size and flipped back. These steps run on the host (torch-exact bilinear from
 // src/data/resize.ts, merging in tight typed-array loops): the ORT graph is compiled for one window
 // size, while canvas and view sizes change from image to image.
-import { CtsError } from '../io/errors.js';
-import type { HostTensor } from '../io/tensor.js';
+import { CtsError } from '../base/errors.js';
+import type { HostTensor } from '../base/tensor.js';
 import type { Predictor } from '../cts/predictor.js';
 import { oracleScores, randomScores } from '../cts/policies.js';
 import { resizeBilinearTorch, resizeNearest } from '../data/resize.js';

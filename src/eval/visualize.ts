@@ -10,7 +10,7 @@
 // fraction is 0 or 1 and the outline traces the shared superpatches exactly (adjacent ones merge
 // into one outlined region).
 import type { RGBImage } from '../data/types.js';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 
 /** Colour used to tint shared regions (magenta stands out on natural images). */
 export const SHARED_TINT: [number, number, number] = [255, 0, 255];

@@ -5,7 +5,7 @@
 // its outputs. Images never interact in inference (eval-mode BatchNorm, per-image token selection),
 // so this is the same computation for any batch size, with standard ops only.
 import onnxProto from 'onnx-proto';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 
 const { onnx } = onnxProto;
 type GraphProto = onnxProto.onnx.IGraphProto;

@@ -5,10 +5,10 @@
 // metadata_props carry what a consumer needs to use it (classes, palette, normalisation, crop,
 // token budget).
 import { Graph, argMax, cast, emitOnnx, type Value } from '../graph/index.js';
-import { CtsError } from '../io/errors.js';
-import type { DType } from '../io/tensor.js';
+import { CtsError } from '../base/errors.js';
+import type { DType } from '../base/tensor.js';
 import { constantParams } from '../nn/params.js';
-import type { ModelCheckpoint } from '../models/checkpoint.js';
+import type { ModelCheckpoint } from '../cts/checkpoint.js';
 import { buildCtsSegmenter, type PolicySource } from '../cts/segmenter.js';
 import type { TokenBudget } from '../cts/budget.js';
 import { rgbInput } from './preprocess.js';

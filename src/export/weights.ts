@@ -4,7 +4,7 @@
 // Both are rewrites of the emitted ModelProto, so the graphs themselves stay exactly as built.
 import { createHash } from 'node:crypto';
 import onnxProto from 'onnx-proto';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 
 const { onnx } = onnxProto;
 type Tensor = onnxProto.onnx.ITensorProto;

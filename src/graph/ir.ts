@@ -5,7 +5,7 @@
 // only consume Values that exist). Every Value has a fixed shape and dtype, checked when the node
 // that makes it is built, so shape errors surface in TypeScript with a readable message rather
 // than as an ORT failure at session creation.
-import type { DType, HostTensor } from '../io/tensor.js';
+import type { DType, HostTensor } from '../base/tensor.js';
 
 export type { DType, HostTensor };
 

@@ -1,8 +1,9 @@
 // Hand-written NumPy .npy (format v1.0/2.0/3.0) reader and writer; no suitable npm library is available in this environment.
 import { readFile } from 'node:fs/promises';
-import { CtsError, describeFsError, writeFileAtomic } from './errors.js';
-import type { DType, HostTensor } from './tensor.js';
-import { itemSize, numel, tensorBytes, typedArrayFromBytes, validateHostTensor } from './tensor.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError, writeFileAtomic } from './fs.node.js';
+import type { DType, HostTensor } from '../base/tensor.js';
+import { itemSize, numel, tensorBytes, typedArrayFromBytes, validateHostTensor } from '../base/tensor.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 const ARRAY_ALIGN = 64;

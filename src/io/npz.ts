@@ -1,7 +1,7 @@
 // NumPy .npz archives (np.savez / np.savez_compressed): a zip of .npy members, one per array.
-import { CtsError } from './errors.js';
+import { CtsError } from '../base/errors.js';
 import { parseNpy } from './npy.js';
-import type { HostTensor } from './tensor.js';
+import type { HostTensor } from '../base/tensor.js';
 import { openZip } from './zip.js';
 
 /** Options of {@link readNpz}. */

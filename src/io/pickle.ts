@@ -3,7 +3,7 @@
 // placeholder object or are unmaintained, and none refuses unknown globals by default, which is the
 // one property that matters for files users download. Nothing here executes: a GLOBAL resolves only through the
 // caller's allow-list of plain JS functions, and anything else is refused by name.
-import { CtsError } from './errors.js';
+import { CtsError } from '../base/errors.js';
 
 /** What an allowed global does when a pickle calls it (REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ). */
 export type PyCallable = (args: readonly unknown[], kwargs?: Map<unknown, unknown>) => unknown;

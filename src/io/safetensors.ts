@@ -1,8 +1,7 @@
 // Hand-written safetensors reader/writer: no npm library for the format is available in this environment.
-import { readFile } from 'node:fs/promises';
-import { CtsError, describeFsError, writeFileAtomic } from './errors.js';
-import type { DType, HostTensor } from './tensor.js';
-import { itemSize, numel, tensorBytes, typedArrayFromBytes, validateHostTensor } from './tensor.js';
+import { CtsError } from '../base/errors.js';
+import type { DType, HostTensor } from '../base/tensor.js';
+import { itemSize, numel, tensorBytes, typedArrayFromBytes, validateHostTensor } from '../base/tensor.js';
 
 /** Parsed contents of a safetensors file. */
 export interface SafetensorsContents {
@@ -98,17 +97,6 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Safete
   return { tensors, metadata };
 }
 
-/** Reads and parses a safetensors file; throws CtsError naming the path when it cannot be read. */
-export async function readSafetensors(path: string): Promise<SafetensorsContents> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (err) {
-    throw new CtsError(`cannot read safetensors file ${path}: ${describeFsError(err)}`, { cause: err });
-  }
-  return parseSafetensors(bytes, path);
-}
-
 function toEntries(tensors: Map<string, HostTensor> | Record<string, HostTensor>): [string, HostTensor][] {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   // Deterministic output regardless of insertion order: sort by key (code-unit order).
@@ -153,15 +141,6 @@ export function serializeSafetensors(
     pos += t.data.byteLength;
   }
   return out;
-}
-
-/** Serializes and atomically writes a safetensors file (the target is untouched if serialization fails). */
-export async function writeSafetensors(
-  path: string,
-  tensors: Map<string, HostTensor> | Record<string, HostTensor>,
-  metadata?: Record<string, string>,
-): Promise<void> {
-  await writeFileAtomic(path, serializeSafetensors(tensors, metadata));
 }
 
 /** What the model expects for one parameter. */

@@ -6,9 +6,10 @@
 // torch.load on embedded bytes) or a pickled nn.Module are refused before anything is built.
 import { constants as bufferConstants } from 'node:buffer';
 import { open } from 'node:fs/promises';
-import { CtsError, describeFsError } from './errors.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError } from './fs.node.js';
 import { isPyTuple, latin1, PLAIN_DATA_GLOBALS, PyGlobal, pyTypeName, unpickle, unpickleAt, type AllowList } from './pickle.js';
-import { numel, typedArrayFromBytes, type DType, type HostTensor } from './tensor.js';
+import { numel, typedArrayFromBytes, type DType, type HostTensor } from '../base/tensor.js';
 import { isZipFile, openZip } from './zip.js';
 
 const MAGIC = 0x1950a86a20f9469cfc6cn;

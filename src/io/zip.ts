@@ -3,7 +3,8 @@
 // member at a time, so a multi-GB file never has to sit in memory whole.
 import { open as openFile } from 'node:fs/promises';
 import yauzl from 'yauzl';
-import { CtsError, describeFsError } from './errors.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError } from './fs.node.js';
 
 /** An open zip archive; call {@link ZipArchive.close} when done. */
 export interface ZipArchive {

@@ -1,7 +1,7 @@
 // Model configuration and the named-preset registry (timm-style: create by name + overrides, with
 // unknown keys rejected). Validated with zod so config files and CLI flags share one schema.
 import { z } from 'zod';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 
 /** Schema of a Segmenter configuration (encoder + decoder), in the official code's vocabulary. */
 export const SegmenterConfigSchema = z

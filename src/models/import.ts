@@ -3,10 +3,10 @@
 // Segmenter, a timm ViT or the CTS policy network. Every importer checks the result against the
 // model's own parameter spec, so a wrong or partial file fails here, naming keys, not at run time.
 import { basename } from 'node:path';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 import { readNpz } from '../io/npz.js';
 import { loadStateDict } from '../io/safetensors.js';
-import { numel, type HostTensor } from '../io/tensor.js';
+import { numel, type HostTensor } from '../base/tensor.js';
 import { readTorchStateDict } from '../io/torch.js';
 import type { ParamSpec } from '../nn/params.js';
 import { parseSegmenterConfig } from './config.js';

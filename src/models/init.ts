@@ -2,9 +2,9 @@
 // Linear trunc_normal(std 0.02) with zero bias, LayerNorm 1/0, cls_token/pos_embed/cls_emb
 // trunc_normal(0.02), proj_patch/proj_classes D^-0.5 * N(0,1), patch-embedding conv as PyTorch's
 // default (kaiming-uniform with a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))). Seeded.
-import type { HostTensor } from '../io/tensor.js';
+import type { HostTensor } from '../base/tensor.js';
 import type { ParamSpec } from '../nn/params.js';
-import { createRng, type Rng } from '../util/rng.js';
+import { createRng, type Rng } from '../base/rng.js';
 
 /** Normal(0, std) truncated to +-2 std (resampled), as timm's trunc_normal_ at small std. */
 function truncNormal(n: number, std: number, r: Rng): Float32Array {

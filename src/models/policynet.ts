@@ -2,7 +2,7 @@
 // 1x1 conv head to 2 classes per 32x32 superpatch. Parameter names are the official state-dict
 // keys, so PyTorch checkpoints load by name.
 import { GraphError, add, clip, conv2d, type Value } from '../graph/index.js';
-import type { HostTensor } from '../io/tensor.js';
+import type { HostTensor } from '../base/tensor.js';
 import { batchNorm } from '../nn/batchnorm.js';
 import { addParam, type ParamFn, type ParamSpec } from '../nn/params.js';
 

@@ -2,8 +2,8 @@
 // into pieces (patch embedding, positional grid, transformer) so that a token layout, the plain
 // one or CTS's shared one, decides which tokens enter the transformer.
 import { add, concat, conv2d, expand, interpMatrix, reshape, resizeBilinear, slice, transpose, type Value } from '../graph/index.js';
-import { CtsError } from '../io/errors.js';
-import type { HostTensor } from '../io/tensor.js';
+import { CtsError } from '../base/errors.js';
+import type { HostTensor } from '../base/tensor.js';
 import { block, blockSpec, layerNorm, layerNormSpec, type BlockHooks } from '../nn/layers.js';
 import { addParam, type ParamFn, type ParamSpec } from '../nn/params.js';
 import type { SegmenterConfig } from './config.js';

@@ -1,7 +1,7 @@
 // Reading a Segmenter configuration off a state dict in the official naming, so that weights from
 // the PyTorch code (or converted from it) load without a separate config file.
-import { CtsError } from '../io/errors.js';
-import type { HostTensor } from '../io/tensor.js';
+import { CtsError } from '../base/errors.js';
+import type { HostTensor } from '../base/tensor.js';
 import { parseSegmenterConfig, type SegmenterConfig } from './config.js';
 
 /** Overrides for what tensor shapes cannot tell. */

@@ -2,7 +2,7 @@
 // state-dict name through a ParamFn; the caller decides whether they are baked into the graph as
 // constants (inference) or fed as inputs (training, where they come back updated as outputs).
 import { GraphError, fmt, type Graph, type Value } from '../graph/index.js';
-import type { DType, HostTensor } from '../io/tensor.js';
+import type { DType, HostTensor } from '../base/tensor.js';
 
 /** Shape and dtype of one parameter or buffer. */
 export interface ParamInfo {

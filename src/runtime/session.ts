@@ -2,17 +2,18 @@
 // Execution providers are tried in order (like onnxruntime-common's backend registry): a provider
 // that cannot start (e.g. WebGPU without an adapter) is reported once and the next one is used;
 // if none starts, one error lists every provider's reason.
-import ort from 'onnxruntime-node';
-import { CtsError } from '../io/errors.js';
+import type { InferenceSession, Tensor } from 'onnxruntime-common';
+import { CtsError } from '../base/errors.js';
 import { emitOnnx, type EmitOptions } from '../graph/onnx.js';
 import type { DType, Graph, HostTensor } from '../graph/ir.js';
+import { backend, type OrtModule } from './backend.js';
+import { providerOrder, type Provider } from './providers.js';
 
-/** Execution providers cts-seg knows how to use in Node. */
-export type Provider = 'cpu' | 'webgpu';
+export type { Provider } from './providers.js';
 
 /** How to build a session. */
 export interface CompileOptions {
-  /** Provider, or providers in order of preference (default 'cpu'). WebGPU falls back to CPU. */
+  /** Provider, or providers in order of preference (default: the platform's CPU provider, which every other falls back to). */
   provider?: Provider | Provider[];
   /** Intra-op threads (default: ORT's choice, i.e. the physical cores). */
   threads?: number;
@@ -22,6 +23,8 @@ export interface CompileOptions {
   onFallback?: (message: string) => void;
   /** Passed to the emitter. */
   emit?: EmitOptions;
+  /** ONNX external data files the model refers to (an exported model whose weights are stored beside it). */
+  externalData?: { path: string; data: Uint8Array }[];
 }
 
 interface InputSpec {
@@ -34,7 +37,8 @@ const warned = new Set<string>();
 /** A graph compiled into an ORT session with checked, typed-array inputs and outputs. */
 export class CompiledGraph {
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly ort: OrtModule,
+    private readonly session: InferenceSession,
     /** The provider the session runs on. */
     readonly provider: Provider,
     private readonly inputs: Map<string, InputSpec>,
@@ -45,17 +49,18 @@ export class CompiledGraph {
   /** Emits `graph` (or takes ready ONNX bytes) and creates the session. */
   static async compile(graph: Graph | Uint8Array, opts: CompileOptions = {}): Promise<CompiledGraph> {
     const bytes = graph instanceof Uint8Array ? graph : emitOnnx(graph, opts.emit);
-    const wanted = Array.isArray(opts.provider) ? opts.provider : [opts.provider ?? 'cpu'];
-    const order = wanted.includes('cpu') ? wanted : [...wanted, 'cpu' as const];
+    const be = backend();
     const errors: string[] = [];
-    for (const provider of order) {
+    for (const provider of providerOrder(opts.provider, be.platform)) {
       try {
+        const ort = await be.ortFor(provider);
         const session = await ort.InferenceSession.create(bytes, {
           executionProviders: [provider],
           graphOptimizationLevel: opts.optimization ?? 'all',
           // Memory patterns pre-plan peak arenas; measured to cost ~1.5 GB extra at no speed gain.
           enableMemPattern: false,
           ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+          ...(opts.externalData ? { externalData: opts.externalData } : {}),
           logSeverityLevel: 3,
         });
         if (errors.length) {
@@ -69,7 +74,7 @@ export class CompiledGraph {
         if (!(graph instanceof Uint8Array)) {
           for (const v of graph.inputs) if (session.inputNames.includes(v.name!)) inputs.set(v.name!, { shape: v.shape, dtype: v.dtype });
         }
-        return new CompiledGraph(session, provider, inputs, [...session.outputNames]);
+        return new CompiledGraph(ort, session, provider, inputs, [...session.outputNames]);
       } catch (e) {
         errors.push(`${provider}: ${firstLine(e)}`);
       }
@@ -89,7 +94,7 @@ export class CompiledGraph {
    * a warm buffer instead of a fresh allocation on every run.
    */
   async run(feeds: Record<string, HostTensor>, outputs?: string[], into?: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
+    const ortFeeds: Record<string, Tensor> = {};
     for (const name of this.session.inputNames) {
       const t = feeds[name];
       if (!t) throw new CtsError(`missing graph input '${name}'`);
@@ -99,15 +104,15 @@ export class CompiledGraph {
           throw new CtsError(`input '${name}' is ${t.dtype}[${t.shape.join(',')}], the graph expects ${spec.dtype}[${spec.shape.join(',')}]`);
         }
       }
-      ortFeeds[name] = new ort.Tensor(t.dtype, t.data, [...t.shape]);
+      ortFeeds[name] = new this.ort.Tensor(t.dtype, t.data as Float32Array, [...t.shape]);
     }
     const names = outputs ?? this.outputNames;
-    let res: ort.InferenceSession.ReturnType;
+    let res: InferenceSession.ReturnType;
     if (into) {
-      const fetches: Record<string, ort.Tensor | null> = {};
+      const fetches: Record<string, Tensor | null> = {};
       for (const n of names) {
         const t = into[n];
-        fetches[n] = t ? new ort.Tensor(t.dtype, t.data, [...t.shape]) : null;
+        fetches[n] = t ? new this.ort.Tensor(t.dtype, t.data as Float32Array, [...t.shape]) : null;
       }
       res = await this.session.run(ortFeeds, fetches);
     } else res = await this.session.run(ortFeeds, names);

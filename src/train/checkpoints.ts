@@ -5,10 +5,12 @@
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CtsError, describeFsError, writeFileAtomic } from '../io/errors.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import type { HostTensor } from '../io/tensor.js';
-import { loadCheckpoint, saveCheckpoint, type ModelCheckpoint } from '../models/checkpoint.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.node.js';
+import type { HostTensor } from '../base/tensor.js';
+import { loadCheckpoint, saveCheckpoint } from '../cts/checkpoint.node.js';
+import { type ModelCheckpoint } from '../cts/checkpoint.js';
 
 /** Host-side training state saved with each checkpoint (JSON). */
 export interface RunState {

@@ -3,7 +3,8 @@
 // (--num-tokens-notshared -> num_tokens_notshared, ...).
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { CtsError, describeFsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
+import { describeFsError } from '../io/fs.node.js';
 import { zodMessage } from '../models/config.js';
 
 /** Schema of a Segmenter training run. */

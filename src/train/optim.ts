@@ -2,7 +2,7 @@
 // are graph outputs fed back next step, so forward, backward and update are one ORT session run.
 // Formulas follow PyTorch exactly (torch.optim.SGD with nesterov, torch.optim.AdamW).
 import { add, div, grad, mul, sqrt, sub, type Graph, type Value } from '../graph/index.js';
-import { CtsError } from '../io/errors.js';
+import { CtsError } from '../base/errors.js';
 import type { ParamSpec } from '../nn/params.js';
 
 /** SGD with (Nesterov) momentum, PyTorch semantics (dampening 0). timm's "sgd" is Nesterov, momentum 0.9. */

@@ -3,7 +3,7 @@
 // returned as outputs. Also an eval graph for cell accuracy.
 import { Graph, argMax, cast, equal, not, reduceSum, softmaxCrossEntropy, mul } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
-import type { HostTensor } from '../io/tensor.js';
+import type { HostTensor } from '../base/tensor.js';
 import { constantParams, inputParams, type ParamSpec } from '../nn/params.js';
 import { buildPolicyNet, policyNetSpec } from '../models/policynet.js';
 import { appendTrainingUpdate, updateFeeds, type OptimizerOptions } from './optim.js';

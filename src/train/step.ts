@@ -3,14 +3,14 @@
 // optimizer state go in as inputs and come back as outputs; the host only swaps buffers.
 import { Graph, cast, reshape, slice, softmaxCrossEntropy, upsampledCrossEntropy, type Value } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
-import { CtsError } from '../io/errors.js';
-import type { HostTensor } from '../io/tensor.js';
+import { CtsError } from '../base/errors.js';
+import type { HostTensor } from '../base/tensor.js';
 import { dropout, dropPath } from '../nn/dropout.js';
 import { inputParams, type ParamSpec } from '../nn/params.js';
 import type { SegmenterConfig } from '../models/config.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { policyNetSpec } from '../models/policynet.js';
-import type { CtsSettings } from '../models/checkpoint.js';
+import type { CtsSettings } from '../cts/spec.js';
 import { buildCtsSegmenter, type PolicySource } from '../cts/segmenter.js';
 import { tokenBudget } from '../cts/budget.js';
 import { appendTrainingUpdate, updateFeeds, type OptimizerOptions } from './optim.js';

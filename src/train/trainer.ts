@@ -3,13 +3,16 @@
 // update), per-iteration LR, JSONL logs, periodic evaluation, atomic checkpoints and exact resume.
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CtsError, writeFileAtomic } from '../io/errors.js';
-import type { HostTensor } from '../io/tensor.js';
-import { createRng } from '../util/rng.js';
+import { CtsError } from '../base/errors.js';
+import { writeFileAtomic } from '../io/fs.node.js';
+import type { HostTensor } from '../base/tensor.js';
+import { createRng } from '../base/rng.js';
 import { createSegmenterConfig, type SegmenterConfig } from '../models/config.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { initSegmenterWeights } from '../models/init.js';
-import { saveCheckpoint, VIT_NORMALIZATION, type CtsSettings, type ModelCheckpoint } from '../models/checkpoint.js';
+import { saveCheckpoint } from '../cts/checkpoint.node.js';
+import { VIT_NORMALIZATION, type ModelCheckpoint } from '../cts/checkpoint.js';
+import { type CtsSettings } from '../cts/spec.js';
 import { tokenBudget } from '../cts/budget.js';
 import { oracleScores, randomScores } from '../cts/policies.js';
 import { Predictor } from '../cts/predictor.js';

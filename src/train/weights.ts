@@ -1,9 +1,10 @@
 // Initial weights of a training run: pretrained encoder weights a user brings (our safetensors,
 // AugReg .npz or a PyTorch .pth, positional embedding resized to the crop's grid) and the frozen
 // policy network. Unlike the official code, a missing or mismatched policy checkpoint is an error.
-import { CtsError } from '../io/errors.js';
-import { loadStateDict, readSafetensors } from '../io/safetensors.js';
-import type { HostTensor } from '../io/tensor.js';
+import { CtsError } from '../base/errors.js';
+import { loadStateDict } from '../io/safetensors.js';
+import { readSafetensors } from '../io/safetensors.node.js';
+import type { HostTensor } from '../base/tensor.js';
 import type { SegmenterConfig } from '../models/config.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { initSegmenterWeights } from '../models/init.js';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writePng } from '../../src/data/image.js';
-import { loadCheckpoint } from '../../src/models/checkpoint.js';
+import { loadCheckpoint } from '../../src/cts/checkpoint.node.js';
 import { fixture, sharedDir } from '../helpers/fixtures.js';
 import { randomImage } from '../eval/tiny-model.js';
 
@@ -161,7 +161,7 @@ test('bad eval and init inputs give one-line errors, exit 1 and write nothing', 
     [['eval', '--checkpoint', wrongK, '--dataset', 'folder', '--data-root', data, '--out', out], /predicts 4 classes but dataset folder has 3/],
     [['eval', '--checkpoint', join(dir, 'plain.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out, '--policy', 'best'], /--policy must be one of no_sharing, policy_net, oracle, random, got 'best'/],
     [['eval', '--checkpoint', join(dir, 'plain.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out, '--window-stride', '65'], /--window-stride 65 exceeds the 64x64 window/],
-    [['eval', '--checkpoint', join(dir, 'plain.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out, '--policy', 'oracle'], /oracle policy needs a number of shared superpatches/],
+    [['eval', '--checkpoint', join(dir, 'plain.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out, '--policy', 'oracle'], /oracle policy needs a budget/],
     [['eval', '--checkpoint', join(dir, 'missing.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out], /missing\.safetensors/],
     [['eval', '--checkpoint', join(dir, 'plain.safetensors'), '--dataset', 'mnist', '--data-root', data, '--out', out], /unknown dataset 'mnist'/],
     [['eval', '--checkpoint', join(dir, 'plain.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out, '--limit', '0'], /--limit expects a positive integer/],

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readNpy, writeNpy } from '../../src/io/npy.js';
-import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.node.js';
 import { assertClose } from '../helpers/gradcheck.js';
 import { fixture } from '../helpers/fixtures.js';
 import { runCli as run } from '../helpers/cli.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { readImage, writePng } from '../../src/data/image.js';
-import { loadCheckpoint, saveCheckpoint } from '../../src/models/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/cts/checkpoint.node.js';
 import { createPredictor, predictImage } from '../../src/eval/evaluate.js';
 import { colorize, overlay, sharedView, SHARED_OUTLINE } from '../../src/eval/visualize.js';
 import { randomImage, tinyCheckpoint } from '../eval/tiny-model.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Graph, cast, grad, softmaxCrossEntropy } from '../../src/graph/index.js';
 import { CompiledGraph } from '../../src/runtime/session.js';
 import { readNpy } from '../../src/io/npy.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
+import { readSafetensors } from '../../src/io/safetensors.node.js';
 import { inputParams } from '../../src/nn/params.js';
 import { inferSegmenterConfig } from '../../src/models/weights.js';
 import { segmenterSpec } from '../../src/models/segmenter.js';

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readNpy } from '../../src/io/npy.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
+import { readSafetensors } from '../../src/io/safetensors.node.js';
 import { segmenterForward } from '../../src/cts/forward.js';
 import { assertClose } from '../helpers/gradcheck.js';
 import { referenceCase } from '../helpers/fixtures.js';

@@ -9,9 +9,10 @@ import { createSegmenterConfig } from '../../src/models/config.js';
 import { segmenterSpec } from '../../src/models/segmenter.js';
 import { initSegmenterWeights } from '../../src/models/init.js';
 import { initPolicyNet } from '../../src/models/policynet.js';
-import { defaultPalette, loadCheckpoint, saveCheckpoint, VIT_NORMALIZATION, type ModelCheckpoint } from '../../src/models/checkpoint.js';
-import { writeSafetensors } from '../../src/io/safetensors.js';
-import { createRng } from '../../src/util/rng.js';
+import { defaultPalette, VIT_NORMALIZATION, type ModelCheckpoint } from '../../src/cts/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/cts/checkpoint.node.js';
+import { writeSafetensors } from '../../src/io/safetensors.node.js';
+import { createRng } from '../../src/base/rng.js';
 import { assertClose } from '../helpers/gradcheck.js';
 import { fixture } from '../helpers/fixtures.js';
 

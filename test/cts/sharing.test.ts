@@ -8,8 +8,8 @@ import { segmenterForward } from '../../src/cts/forward.js';
 import { createSegmenterConfig } from '../../src/models/config.js';
 import { segmenterSpec } from '../../src/models/segmenter.js';
 import { initSegmenterWeights } from '../../src/models/init.js';
-import { CtsError } from '../../src/io/errors.js';
-import { createRng } from '../../src/util/rng.js';
+import { CtsError } from '../../src/base/errors.js';
+import { createRng } from '../../src/base/rng.js';
 
 const small = (decoder: 'mask_transformer' | 'linear') =>
   createSegmenterConfig('custom', { d_model: 32, n_layers: 1, n_heads: 2, n_cls: 5, decoder, decoder_n_layers: 1, image_size: 64 });

@@ -9,8 +9,8 @@ import {
 import { adjustHue, adjustSaturation, convertU8, drawPhotometric, hsvToRgb, rgbToHsv } from '../../src/data/photometric.js';
 import { resizeBilinear, resizeBilinearTorch, resizeNearest } from '../../src/data/resize.js';
 import type { LabelMap, RGBImage } from '../../src/data/types.js';
-import { createRng, type Rng } from '../../src/util/rng.js';
-import { CtsError } from '../../src/io/errors.js';
+import { createRng, type Rng } from '../../src/base/rng.js';
+import { CtsError } from '../../src/base/errors.js';
 
 /** An Rng that replays fixed uniforms and counts how many were drawn. */
 function scripted(values: number[]): Rng & { used: () => number } {

@@ -8,7 +8,7 @@ import {
   ADE20K_CLASSES, ADE20K_PALETTE, CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_LABELID_TO_TRAINID,
   CITYSCAPES_PALETTE, PCONTEXT_CLASSES, PCONTEXT_PALETTE,
 } from '../../src/data/classes.js';
-import { defaultPalette } from '../../src/models/checkpoint.js';
+import { defaultPalette } from '../../src/cts/checkpoint.js';
 import { sharedDir } from '../helpers/fixtures.js';
 import { tempDir, writeLabel, writeRgb } from './synth.js';
 

@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { trainAugmentOptions } from '../../src/data/augment.js';
 import { DataLoader, type Batch, type DataLoaderOptions } from '../../src/data/loader.js';
-import { CtsError } from '../../src/io/errors.js';
-import { createRng } from '../../src/util/rng.js';
+import { CtsError } from '../../src/base/errors.js';
+import { createRng } from '../../src/base/rng.js';
 
 const N = 7;
 const SIZES = [[40, 30], [48, 36], [36, 44], [64, 40], [40, 40], [52, 30], [30, 50]] as const;

@@ -3,7 +3,7 @@
 // PIL states of other Pillow versions, and a hand-assembled Python 2 pickle.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CtsError } from '../../src/io/errors.js';
+import { CtsError } from '../../src/base/errors.js';
 import { readNpz } from '../../src/io/npz.js';
 import { pcontextLabelsFromPth } from '../../src/data/pcontext.js';
 import { fixture } from '../helpers/fixtures.js';

@@ -103,11 +103,11 @@ test('oracle and random policies run through the dataset loop; bad data is named
     assert.equal(res.windows, 2);
     await p.release();
   }
-  await assert.rejects(createPredictor(tinyCheckpoint(), { policy: 'oracle' }), /needs a number of shared superpatches: pass --num-shared/);
+  await assert.rejects(createPredictor(tinyCheckpoint(), { policy: 'oracle' }), /oracle policy needs a budget: num_shared S > 0/);
   const off = await createPredictor(tinyCheckpoint('random', 2), { numShared: 0 });
   assert.deepEqual([off.policy, off.budget.numTokens], ['no_sharing', 16]);
   await off.release();
-  await assert.rejects(createPredictor(tinyCheckpoint(), { policy: 'no_sharing', numShared: 2 }), /--num-shared 2 conflicts with --policy no_sharing/);
+  await assert.rejects(createPredictor(tinyCheckpoint(), { policy: 'no_sharing', numShared: 2 }), /num_shared 2 conflicts with the no_sharing policy/);
   await assert.rejects(createPredictor(tinyCheckpoint(), { policy: 'oracle', numShared: 5 }), /num_shared 5 is impossible/);
   const bad = memoryDataset([{ img: items[0]!.img, label: { width: 96, height: 64, data: new Uint8Array(64 * 96).fill(7) } }]);
   await assert.rejects(evaluateDataset(pred, ckpt, bad, { stride: 48 }), /im0_label\.png: label value 7 at pixel 0/);

@@ -3,7 +3,8 @@
 import { createSegmenterConfig } from '../../src/models/config.js';
 import { segmenterSpec } from '../../src/models/segmenter.js';
 import { initSegmenterWeights } from '../../src/models/init.js';
-import { defaultPalette, VIT_NORMALIZATION, type ModelCheckpoint, type PolicyMethod } from '../../src/models/checkpoint.js';
+import { defaultPalette, VIT_NORMALIZATION, type ModelCheckpoint } from '../../src/cts/checkpoint.js';
+import { type PolicyMethod } from '../../src/cts/spec.js';
 import type { RGBImage } from '../../src/data/types.js';
 import { rng } from '../helpers/gradcheck.js';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ortWeb from 'onnxruntime-web';
 import { Predictor } from '../../src/cts/predictor.js';
-import { CtsError } from '../../src/io/errors.js';
+import { CtsError } from '../../src/base/errors.js';
 import { exportModel } from '../../src/export/export.js';
 import { normalizeRgb } from '../../src/export/preprocess.js';
 import { packWeights } from '../../src/export/weights.js';

@@ -9,7 +9,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readNpy } from '../../src/io/npy.js';
-import { saveCheckpoint } from '../../src/models/checkpoint.js';
+import { saveCheckpoint } from '../../src/cts/checkpoint.node.js';
 import { Predictor } from '../../src/cts/predictor.js';
 import { normalizeRgb } from '../../src/export/preprocess.js';
 import { assertClose } from '../helpers/gradcheck.js';

@@ -5,13 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readNpy } from '../../src/io/npy.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
-import type { HostTensor } from '../../src/io/tensor.js';
-import { loadCheckpoint, type ModelCheckpoint } from '../../src/models/checkpoint.js';
+import { readSafetensors } from '../../src/io/safetensors.node.js';
+import type { HostTensor } from '../../src/base/tensor.js';
+import { loadCheckpoint } from '../../src/cts/checkpoint.node.js';
+import { type ModelCheckpoint } from '../../src/cts/checkpoint.js';
 import { initPolicyNet } from '../../src/models/policynet.js';
 import { segmenterForward } from '../../src/cts/forward.js';
 import { Predictor } from '../../src/cts/predictor.js';
-import { CtsError } from '../../src/io/errors.js';
+import { CtsError } from '../../src/base/errors.js';
 import { exportModel, EXPORT_FORMAT } from '../../src/export/export.js';
 import { normalizeRgb } from '../../src/export/preprocess.js';
 import { assertClose } from '../helpers/gradcheck.js';

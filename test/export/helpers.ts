@@ -3,12 +3,12 @@
 // test models.
 import ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
-import type { HostTensor } from '../../src/io/tensor.js';
+import type { HostTensor } from '../../src/base/tensor.js';
 import { createSegmenterConfig } from '../../src/models/config.js';
 import { segmenterSpec } from '../../src/models/segmenter.js';
 import { initSegmenterWeights } from '../../src/models/init.js';
 import { initPolicyNet } from '../../src/models/policynet.js';
-import { defaultPalette, VIT_NORMALIZATION, type ModelCheckpoint } from '../../src/models/checkpoint.js';
+import { defaultPalette, VIT_NORMALIZATION, type ModelCheckpoint } from '../../src/cts/checkpoint.js';
 
 /** Runs ONNX bytes (or a file path) once in a new InferenceSession; outputs as HostTensors. */
 export async function runFresh(model: Uint8Array | string, feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {

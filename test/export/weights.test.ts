@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ortWeb from 'onnxruntime-web';
 import { readNpy } from '../../src/io/npy.js';
-import type { HostTensor } from '../../src/io/tensor.js';
-import { loadCheckpoint } from '../../src/models/checkpoint.js';
+import type { HostTensor } from '../../src/base/tensor.js';
+import { loadCheckpoint } from '../../src/cts/checkpoint.node.js';
 import { exportModel } from '../../src/export/export.js';
 import { fromFloat16Bits, packWeights, toFloat16Bits } from '../../src/export/weights.js';
 import { assertClose } from '../helpers/gradcheck.js';
 import { fixture } from '../helpers/fixtures.js';
-import { createRng } from '../../src/util/rng.js';
+import { createRng } from '../../src/base/rng.js';
 import { runFresh } from './helpers.js';
 
 test('float16 rounding: nearest, ties to even, overflow to infinity, gradual underflow', () => {

@@ -7,7 +7,7 @@ import {
   reduceSum, relu, sqrt, sub, tanh, tensorOf, where, type Value,
 } from '../../src/graph/index.js';
 import { runOnce } from '../../src/runtime/session.js';
-import type { HostTensor } from '../../src/io/tensor.js';
+import type { HostTensor } from '../../src/base/tensor.js';
 import { assertClose, gradCheck, randTensor } from '../helpers/gradcheck.js';
 
 /** Pushes values at least `margin` away from each point (kinks of Relu/Clip, poles of 1/x). */

@@ -8,7 +8,7 @@ import {
   softmax, softmaxCrossEntropy, tensorOf, upsampledCrossEntropy, attentionCore, matmul, mT, reduceSum, type Value,
 } from '../../src/graph/index.js';
 import { runOnce } from '../../src/runtime/session.js';
-import type { HostTensor } from '../../src/io/tensor.js';
+import type { HostTensor } from '../../src/base/tensor.js';
 import { assertClose, gradCheck, randTensor } from '../helpers/gradcheck.js';
 
 /** Runs a graph on inputs x0, x1, ... and returns its named outputs. */

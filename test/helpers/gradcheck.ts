@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { Graph, constant, grad, mul, reduceSum, type DType, type Value } from '../../src/graph/index.js';
 import { CompiledGraph } from '../../src/runtime/session.js';
-import type { HostTensor } from '../../src/io/tensor.js';
+import type { HostTensor } from '../../src/base/tensor.js';
 
 /** Deterministic PRNG (mulberry32) so test data is reproducible. */
 export function rng(seed: number): () => number {

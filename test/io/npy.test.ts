@@ -4,10 +4,10 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CtsError } from '../../src/io/errors.js';
+import { CtsError } from '../../src/base/errors.js';
 import { parseNpy, readNpy, serializeNpy, writeNpy } from '../../src/io/npy.js';
-import type { HostTensor } from '../../src/io/tensor.js';
-import { hostTensor } from '../../src/io/tensor.js';
+import type { HostTensor } from '../../src/base/tensor.js';
+import { hostTensor } from '../../src/base/tensor.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/tiny96/', import.meta.url));
 

@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { CtsError } from '../../src/io/errors.js';
+import { CtsError } from '../../src/base/errors.js';
 import { isPyTuple, PLAIN_DATA_GLOBALS, PY_SETSTATE, PyGlobal, pyAttributes, unpickle, unpickleAt, type UnpickleOptions } from '../../src/io/pickle.js';
-import { createRng } from '../../src/util/rng.js';
+import { createRng } from '../../src/base/rng.js';
 import { fixture } from '../helpers/fixtures.js';
 
 const F = (name: string) => fixture(`import/${name}`);

@@ -4,16 +4,12 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CtsError, writeFileAtomic, writeFileAtomicSync } from '../../src/io/errors.js';
-import {
-  loadStateDict,
-  parseSafetensors,
-  readSafetensors,
-  serializeSafetensors,
-  writeSafetensors,
-} from '../../src/io/safetensors.js';
-import type { HostTensor } from '../../src/io/tensor.js';
-import { hostTensor, numel } from '../../src/io/tensor.js';
+import { CtsError } from '../../src/base/errors.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../../src/io/fs.node.js';
+import { loadStateDict, parseSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.node.js';
+import type { HostTensor } from '../../src/base/tensor.js';
+import { hostTensor, numel } from '../../src/base/tensor.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/tiny96/', import.meta.url));
 const WEIGHTS = join(FIXTURES, 'weights.safetensors');

@@ -3,9 +3,9 @@
 // as a timm state dict, a tiny Segmenter checkpoint, and PyTorch's own pos-embed resize.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CtsError } from '../../src/io/errors.js';
+import { CtsError } from '../../src/base/errors.js';
 import { readNpz } from '../../src/io/npz.js';
-import type { HostTensor } from '../../src/io/tensor.js';
+import type { HostTensor } from '../../src/base/tensor.js';
 import { readTorchStateDict } from '../../src/io/torch.js';
 import { detectStateDictKind, importPolicyStateDict, importSegmenterStateDict, importVitNpz, importVitStateDict, importWeights } from '../../src/models/import.js';
 import { initPolicyNet, policyNetSpec } from '../../src/models/policynet.js';

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph, grad, mul, reduceSum, type Value } from '../../src/graph/index.js';
 import { CompiledGraph, runOnce } from '../../src/runtime/session.js';
-import type { HostTensor } from '../../src/io/tensor.js';
+import type { HostTensor } from '../../src/base/tensor.js';
 import { constantParams } from '../../src/nn/params.js';
 import { buildPolicyNet, initPolicyNet, policyNetMacs, policyNetParamCount, policyNetSpec } from '../../src/models/policynet.js';
 import { randTensor, rng } from '../helpers/gradcheck.js';

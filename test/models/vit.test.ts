@@ -6,8 +6,8 @@ import { segmenterSpec } from '../../src/models/segmenter.js';
 import { initSegmenterWeights } from '../../src/models/init.js';
 import { inferSegmenterConfig } from '../../src/models/weights.js';
 import { segmenterForward } from '../../src/cts/forward.js';
-import { CtsError } from '../../src/io/errors.js';
-import { createRng } from '../../src/util/rng.js';
+import { CtsError } from '../../src/base/errors.js';
+import { createRng } from '../../src/base/rng.js';
 import { assertClose } from '../helpers/gradcheck.js';
 
 test('presets have the paper widths and the official parameter counts', () => {

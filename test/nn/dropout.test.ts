@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Graph, constant, grad, reduceSum } from '../../src/graph/index.js';
 import { runOnce } from '../../src/runtime/session.js';
 import { dropout, dropPathFactors } from '../../src/nn/dropout.js';
-import { createRng } from '../../src/util/rng.js';
+import { createRng } from '../../src/base/rng.js';
 
 async function masks(seed: number, site: number, n = 100_000, rate = 0.1): Promise<Float32Array> {
   const g = new Graph();

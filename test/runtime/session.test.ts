@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph, mul, add } from '../../src/graph/index.js';
 import { CompiledGraph } from '../../src/runtime/session.js';
-import { CtsError } from '../../src/io/errors.js';
+import { CtsError } from '../../src/base/errors.js';
 
 function tiny() {
   const g = new Graph();

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TRAIN_PRESETS, resolveTrainConfig } from '../../src/train/config.js';
-import { CtsError } from '../../src/io/errors.js';
+import { CtsError } from '../../src/base/errors.js';
 
 /** The keys every run needs besides a recipe. */
 const where = { data_root: 'data', out_dir: 'runs/x' };

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { PolicyStep, policyAccuracyGraph } from '../../src/train/policy_step.js';
 import { ADAMW_DEFAULTS, initState } from '../../src/train/optim.js';
 import { initPolicyNet } from '../../src/models/policynet.js';
-import { createRng } from '../../src/util/rng.js';
-import type { HostTensor } from '../../src/io/tensor.js';
+import { createRng } from '../../src/base/rng.js';
+import type { HostTensor } from '../../src/base/tensor.js';
 
 test('policy-net step: loss falls, accuracy rises, running stats and num_batches_tracked update', async () => {
   const b = 4, h = 64, w = 64;

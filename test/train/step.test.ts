@@ -10,8 +10,8 @@ import { segmenterSpec } from '../../src/models/segmenter.js';
 import { initSegmenterWeights } from '../../src/models/init.js';
 import { initPolicyNet } from '../../src/models/policynet.js';
 import { dropPathFactors } from '../../src/nn/dropout.js';
-import { createRng } from '../../src/util/rng.js';
-import type { HostTensor } from '../../src/io/tensor.js';
+import { createRng } from '../../src/base/rng.js';
+import type { HostTensor } from '../../src/base/tensor.js';
 
 /** Images of vertical colour bands whose class is the band's colour; some pixels ignored. */
 function syntheticBatch(b: number, h: number, w: number, k: number, seed: number) {

@@ -1,17 +1,9 @@
-// User-facing error type and crash-safe file writing shared by the IO layer.
+// Node file helpers shared by every Node-side module: fs error descriptions and crash-safe writes.
+import { CtsError } from '../base/errors.js';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-
-/** Error meant to be shown to the user as-is: one line saying what is wrong, where (file/key) and what was expected. */
-export class CtsError extends Error {
-  /** Creates the error; newlines are collapsed so the message always stays on one line. */
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message.replace(/\s*\n\s*/g, ' '), options);
-    this.name = 'CtsError';
-  }
-}
 
 /** Short human description of a Node fs error (e.g. "no such file or directory"). */
 export function describeFsError(err: unknown): string {

@@ -3,25 +3,14 @@
 // inference needs: the model config, class names and palette, normalisation, crop size and the CTS
 // settings. A plain official-named state dict without our metadata also loads (config inferred,
 // generic class names), so weights move both ways.
-import { CtsError } from '../io/errors.js';
-import { loadStateDict, readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import type { HostTensor } from '../io/tensor.js';
-import { parseSegmenterConfig, type SegmenterConfig } from './config.js';
-import { segmenterSpec } from './segmenter.js';
-import { policyNetSpec } from './policynet.js';
-import { inferSegmenterConfig } from './weights.js';
-
-/** Token-sharing policies cts-seg implements. */
-export type PolicyMethod = 'no_sharing' | 'policy_net' | 'oracle' | 'random';
-
-/** CTS settings stored with a model. */
-export interface CtsSettings {
-  policy: PolicyMethod;
-  /** Shared superpatches S at the crop size. */
-  numShared: number;
-  /** Channel multiplier of the policy network (1 = EfficientNet-Lite0). */
-  policyWidth?: number;
-}
+import { CtsError } from '../base/errors.js';
+import { loadStateDict, parseSafetensors, serializeSafetensors, type SafetensorsContents } from '../io/safetensors.js';
+import type { HostTensor } from '../base/tensor.js';
+import { parseSegmenterConfig, type SegmenterConfig } from '../models/config.js';
+import { segmenterSpec } from '../models/segmenter.js';
+import { policyNetSpec } from '../models/policynet.js';
+import { inferSegmenterConfig } from '../models/weights.js';
+import { POLICY_METHODS, type CtsSettings } from './spec.js';
 
 /** Everything needed to run a trained model. */
 export interface ModelCheckpoint {
@@ -70,9 +59,9 @@ export function checkpointSpec(config: SegmenterConfig, cts: CtsSettings): Map<s
   return spec;
 }
 
-/** Writes a checkpoint atomically. */
-export async function saveCheckpoint(path: string, ckpt: ModelCheckpoint): Promise<void> {
-  checkConsistent(ckpt, path);
+/** A checkpoint as safetensors bytes (weights in the official names, everything else in `__metadata__`). */
+export function serializeCheckpoint(ckpt: ModelCheckpoint, source = '<checkpoint>'): Uint8Array {
+  checkConsistent(ckpt, source);
   const meta: Record<string, string> = {
     format: CHECKPOINT_FORMAT,
     config: JSON.stringify(ckpt.config),
@@ -83,7 +72,7 @@ export async function saveCheckpoint(path: string, ckpt: ModelCheckpoint): Promi
     cts: JSON.stringify(ckpt.cts),
     ...(ckpt.dataset ? { dataset: ckpt.dataset } : {}),
   };
-  await writeSafetensors(path, ckpt.weights, meta);
+  return serializeSafetensors(ckpt.weights, meta);
 }
 
 function parseJson<T>(meta: Record<string, string>, key: string, path: string): T | undefined {
@@ -104,9 +93,12 @@ export interface LoadCheckpointOptions {
   decoderHeads?: number;
 }
 
-/** Reads and strictly validates a checkpoint (ours, or a plain official-named state dict). */
-export async function loadCheckpoint(path: string, o: LoadCheckpointOptions = {}): Promise<ModelCheckpoint> {
-  const { tensors, metadata } = await readSafetensors(path);
+/**
+ * Parses and strictly validates a checkpoint (ours, or a plain official-named state dict) from
+ * safetensors bytes or already parsed contents; `path` names it in errors.
+ */
+export function parseCheckpoint(src: Uint8Array | SafetensorsContents, path = '<checkpoint>', o: LoadCheckpointOptions = {}): ModelCheckpoint {
+  const { tensors, metadata } = src instanceof Uint8Array ? parseSafetensors(src, path) : src;
   const config = metadata.config
     ? parseSegmenterConfig(parseJson(metadata, 'config', path), `${path} __metadata__.config`)
     : inferSegmenterConfig(tensors, { metadata, source: path, ...o });
@@ -138,8 +130,8 @@ function checkConsistent(c: ModelCheckpoint, path: string): void {
   const k = c.config.n_cls;
   if (c.classes.length !== k) throw new CtsError(`${path}: ${c.classes.length} class names for a ${k}-class model`);
   if (c.palette.length !== k || c.palette.some((p) => p.length !== 3)) throw new CtsError(`${path}: palette must have ${k} RGB triples`);
-  if (!['no_sharing', 'policy_net', 'oracle', 'random'].includes(c.cts.policy)) {
-    throw new CtsError(`${path}: unknown policy '${c.cts.policy}', expected no_sharing, policy_net, oracle or random`);
+  if (!POLICY_METHODS.includes(c.cts.policy)) {
+    throw new CtsError(`${path}: unknown policy '${c.cts.policy}', expected ${POLICY_METHODS.join(', ')}`);
   }
   if (!(Number.isInteger(c.cts.numShared) && c.cts.numShared >= 0)) throw new CtsError(`${path}: cts.numShared must be a non-negative integer`);
   if (c.cropSize.length !== 2 || c.cropSize.some((d) => !(Number.isInteger(d) && d > 0))) throw new CtsError(`${path}: crop_size must be [height, width]`);

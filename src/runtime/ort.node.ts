@@ -1,0 +1,8 @@
+// Node's ONNX Runtime (onnxruntime-node), registered on import. Every provider runs on the one module;
+// a provider it was not built with (cuda without its downloaded files) fails at session creation and
+// falls back to cpu there.
+import ort from 'onnxruntime-node';
+import { registerBackend, type OrtModule } from './backend.js';
+
+const mod = ort as unknown as OrtModule;
+registerBackend({ platform: 'node', ortFor: async () => mod });
