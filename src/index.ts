@@ -1,10 +1,24 @@
-// Public library surface of cts-seg.
+// The Node entry point of cts-seg (`import { Segmenter } from 'cts-seg'`): registers onnxruntime-node
+// and the Node platform (fs, fetch, sharp), then exposes the Segmenter API first and the library's
+// lower layers after it. The browser entry point is src/web/index.ts (`cts-seg/web`).
+import './runtime/ort.node.js';
+import './node/platform.js';
+
+export { Segmenter, DEFAULT_WINDOW_BATCH, type PredictOptions } from './api/segmenter.js';
+export type * from './api/types.js';
+export { DEFAULT_MAX_PIXELS, type RawImage } from './api/platform.js';
+export { PLATFORM_PROVIDERS, parseProvider, type Platform } from './runtime/providers.js';
+export { resolveSharing, parsePolicy, POLICY_METHODS, type SharingSpec, type SharingOverrides, type PolicyMethod, type CtsSettings } from './cts/spec.js';
+export { parseCheckpoint, serializeCheckpoint, type ModelCheckpoint } from './cts/checkpoint.js';
+export { loadCheckpoint, saveCheckpoint } from './cts/checkpoint.node.js';
+export { colorize, overlay, sharedView } from './eval/visualize.js';
 export * from './graph/index.js';
 export { CompiledGraph, runOnce, type CompileOptions, type Provider } from './runtime/session.js';
 export * from './base/tensor.js';
 export { CtsError } from './base/errors.js';
 export { writeFileAtomic } from './io/fs.node.js';
 export * from './io/safetensors.js';
+export { readSafetensors, writeSafetensors } from './io/safetensors.node.js';
 export * from './io/npy.js';
 export { readNpz } from './io/npz.js';
 export { openTorchFile, readTorchStateDict, TorchTensor, type TorchFile } from './io/torch.js';

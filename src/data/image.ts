@@ -1,6 +1,7 @@
 // Image IO through sharp (libvips): decode any common format to 8-bit RGB, read label PNGs as exact
 // 8-bit values (no colour management, no palette expansion, no resampling), encode PNGs atomically.
 import sharp from 'sharp';
+import type { Metadata, Sharp } from 'sharp';
 import { readFile } from 'node:fs/promises';
 import { CtsError } from '../base/errors.js';
 import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
@@ -14,16 +15,40 @@ async function readBytes(path: string, what: string): Promise<Buffer> {
   }
 }
 
+/** Default pixel limit of decoded images (see DEFAULT_MAX_PIXELS in src/api/platform.ts). */
+const MAX_PIXELS = 100_000_000;
+
 /** Decodes an image file to 8-bit RGB (alpha dropped, grey expanded, EXIF orientation ignored as in cv2/torchvision). */
-export async function readImage(path: string): Promise<RGBImage> {
-  const bytes = await readBytes(path, 'image');
+export async function readImage(path: string, maxPixels = MAX_PIXELS): Promise<RGBImage> {
+  return decodeImage(await readBytes(path, 'image'), `image ${path}`, maxPixels);
+}
+
+/**
+ * Decodes encoded image bytes (or a sharp pipeline) to 8-bit RGB. The declared size is checked
+ * against `maxPixels` before any pixel is decoded; `name` (e.g. "image photo.png") prefixes errors.
+ */
+export async function decodeImage(input: Uint8Array | Sharp, name: string, maxPixels = MAX_PIXELS): Promise<RGBImage> {
+  const img = input instanceof Uint8Array ? sharp(input, { failOn: 'error', limitInputPixels: false }) : input.clone();
+  let meta: Metadata;
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'error' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    meta = await img.metadata();
+  } catch (e) {
+    throw new CtsError(`cannot decode ${name}: ${describeSharpError(e)}`);
+  }
+  const w = meta.width ?? 0, h = meta.height ?? 0;
+  if (w * h > maxPixels) throw new CtsError(`${name} is ${w}x${h} = ${w * h} pixels, over the limit of ${maxPixels} (raise it with the maxPixels option or --max-pixels)`);
+  try {
+    const { data, info } = await img.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`${info.channels} channels after conversion`);
     return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   } catch (e) {
-    throw new CtsError(`cannot decode image ${path}: ${(e as Error).message.split('\n')[0]} (expected a PNG/JPEG/WebP/TIFF image)`);
+    throw new CtsError(`cannot decode ${name}: ${describeSharpError(e)}`);
   }
+}
+
+function describeSharpError(e: unknown): string {
+  const m = String((e as Error)?.message ?? e).split('\n')[0]!;
+  return /unsupported image format/i.test(m) ? 'unsupported image format (expected PNG, JPEG, WebP, TIFF, GIF or AVIF)' : `${m} (expected a PNG/JPEG/WebP/TIFF image)`;
 }
 
 /**

@@ -5,7 +5,7 @@ import { CtsError } from '../base/errors.js';
 import type { ModelCheckpoint } from '../cts/checkpoint.js';
 import type { PolicyMethod } from '../cts/spec.js';
 import type { Provider } from '../runtime/session.js';
-import { Predictor, predictorSharing } from '../cts/predictor.js';
+import { Predictor, predictorSharing, type WindowRunner } from '../cts/predictor.js';
 import type { EvalProtocol, LabelMap, RGBImage, SegDataset } from '../data/types.js';
 import { ConfusionMatrix } from './metrics.js';
 import { resizeBilinear as resizeImageCv2, resizeNearest } from '../data/resize.js';
@@ -109,6 +109,8 @@ export interface ImagePrediction {
   windows: number;
   /** Mean over views of the per-pixel shared fraction, when requested and the model shares. */
   sharedFraction?: Float32Array;
+  /** Class probabilities [K, height, width], when requested. */
+  probabilities?: Float32Array;
 }
 
 /**
@@ -116,7 +118,7 @@ export interface ImagePrediction {
  * the 8-bit image, as mmcv), flipped, normalised, run with sliding windows and merged; the views'
  * softmax maps are averaged (spec §6.2 step 5) and argmaxed.
  */
-export async function predictImage(predictor: Predictor, img: RGBImage, o: PredictOptions): Promise<ImagePrediction> {
+export async function predictImage(predictor: WindowRunner, img: RGBImage, o: PredictOptions): Promise<ImagePrediction> {
   const H = img.height, W = img.width, K = predictor.numClasses;
   if (o.label && (o.label.height !== H || o.label.width !== W)) throw new CtsError(`label is ${o.label.width}x${o.label.height}, image ${W}x${H}`);
   const views = evalViews(H, W, o.protocol ?? {}, !!o.multiscale);
@@ -175,7 +177,7 @@ export interface EvaluationResult {
  * Evaluates a predictor on a labelled dataset split with the dataset's protocol. The next sample is
  * decoded while the current one runs, so file decoding overlaps inference.
  */
-export async function evaluateDataset(predictor: Predictor, ckpt: Pick<ModelCheckpoint, 'normalization'>, ds: SegDataset, o: EvaluateOptions): Promise<EvaluationResult> {
+export async function evaluateDataset(predictor: WindowRunner, ckpt: Pick<ModelCheckpoint, 'normalization'>, ds: SegDataset, o: EvaluateOptions): Promise<EvaluationResult> {
   const n = Math.min(ds.samples.length, o.limit ?? Infinity);
   if (n === 0) throw new CtsError(`dataset ${ds.info.name} split ${ds.split} at ${ds.root} has no samples`);
   const confusion = new ConfusionMatrix(ds.info.classes.length);

@@ -7,7 +7,7 @@
 // size, while canvas and view sizes change from image to image.
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
-import type { Predictor } from '../cts/predictor.js';
+import type { WindowRunner } from '../cts/predictor.js';
 import { oracleScores, randomScores } from '../cts/policies.js';
 import { resizeBilinearTorch, resizeNearest } from '../data/resize.js';
 
@@ -103,7 +103,7 @@ export interface SlidingResult {
  * window, `predictor.batch` windows per call, and merges the logits at `outShape` (spec §6.2 steps 1-4,
  * without the softmax, which the caller applies so views can be averaged as probabilities).
  */
-export async function slidingLogits(predictor: Predictor, view: FloatImage, o: SlidingOptions): Promise<SlidingResult> {
+export async function slidingLogits(predictor: WindowRunner, view: FloatImage, o: SlidingOptions): Promise<SlidingResult> {
   const [wh, ww] = predictor.crop;
   if (o.stride > Math.min(wh, ww)) throw new CtsError(`window stride ${o.stride} exceeds the ${wh}x${ww} window; pixels between windows would get no prediction`);
   if (view.channels !== 3) throw new CtsError(`sliding window expects a 3-channel image, got ${view.channels}`);
@@ -184,7 +184,7 @@ export async function slidingLogits(predictor: Predictor, view: FloatImage, o: S
 }
 
 /** Adds 1 to every canvas pixel of window i that lies in a shared superpatch. */
-function addSharedMask(shared: Float32Array, W: number, ay: number, ax: number, mask: HostTensor, i: number, p: Predictor): void {
+function addSharedMask(shared: Float32Array, W: number, ay: number, ax: number, mask: HostTensor, i: number, p: WindowRunner): void {
   const { sh, sw } = p.budget;
   const [wh, ww] = p.crop;
   const bh = wh / sh, bw = ww / sw;
