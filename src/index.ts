@@ -1,8 +1,7 @@
 // The Node entry point of cts-seg (`import { Segmenter } from 'cts-seg'`): registers onnxruntime-node
 // and the Node platform (fs, fetch, sharp), then exposes the Segmenter API first and the library's
 // lower layers after it. The browser entry point is src/web/index.ts (`cts-seg/web`).
-import './runtime/ort.node.js';
-import './node/platform.js';
+import './node/register.js';
 
 export { Segmenter, DEFAULT_WINDOW_BATCH, type PredictOptions } from './api/segmenter.js';
 export type * from './api/types.js';

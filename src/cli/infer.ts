@@ -1,18 +1,19 @@
-// `cts-seg infer`: segment a user's images with a checkpoint and write, per image, the coloured
-// class map, an overlay, and a picture of where tokens were shared. An image that cannot be read
-// is reported and skipped; the run continues and exits 1 at the end.
-import { mkdir } from 'node:fs/promises';
+// `cts-seg infer`: segment a user's images with a model (a checkpoint or an export) through the
+// Segmenter API and write, per image, the coloured class map, an overlay, and a picture of where
+// tokens were shared. An image that cannot be read is reported and skipped; the run continues and
+// exits 1 at the end. An output folder this run created and wrote nothing into is removed.
+import { mkdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
 import { CtsError } from '../base/errors.js';
 import { describeFsError } from '../io/fs.node.js';
-import { loadCheckpoint } from '../cts/checkpoint.node.js';
-import { readImage, writePng } from '../data/image.js';
-import { DATASETS, isDatasetName } from '../data/datasets.js';
-import { createPredictor, predictImage } from '../eval/evaluate.js';
+import { parsePolicy } from '../cts/spec.js';
+import { parseProvider } from '../runtime/providers.js';
+import { writePng } from '../data/image.js';
 import { createProgress } from '../eval/report.js';
-import { colorize, overlay, sharedView } from '../eval/visualize.js';
-import { parsePolicy, parseProvider } from './eval.js';
+import { DEFAULT_WINDOW_BATCH, Segmenter } from '../api/segmenter.js';
+import { DEFAULT_MAX_PIXELS } from '../api/platform.js';
 import { action, nonNegInt, posInt } from './util.js';
 
 interface InferOpts {
@@ -22,6 +23,8 @@ interface InferOpts {
   numShared?: number;
   windowStride?: number;
   windowBatch: number;
+  mode: string;
+  maxPixels: number;
   seed: number;
   provider: string;
 }
@@ -31,21 +34,25 @@ export function registerInfer(program: Command): void {
   program
     .command('infer')
     .description('segment images: writes <stem>_mask.png (class colours), <stem>_overlay.png (image + mask, 50/50) and <stem>_shared.png (shared-token regions) per image')
-    .argument('<images...>', 'image files (PNG/JPEG/WebP/TIFF), any size')
-    .requiredOption('--checkpoint <file>', 'model checkpoint (.safetensors)')
+    .argument('<images...>', 'image files (PNG/JPEG/WebP/TIFF/GIF/AVIF), any size')
+    .requiredOption('--checkpoint <file>', 'model: a checkpoint (.safetensors) or a cts-seg export (.onnx)')
     .requiredOption('--out <dir>', 'output directory (created if missing)')
     .option('--policy <name>', 'token-sharing policy: no_sharing, policy_net or random (default: the checkpoint\'s; oracle needs labels and is not available here)')
-    .option('--num-shared <S>', 'shared superpatches per window (default: the checkpoint\'s)', nonNegInt('--num-shared'))
-    .option('--window-stride <n>', 'sliding-window stride (default: the stride of the checkpoint\'s dataset, else the window size)', posInt('--window-stride'))
-    .option('--window-batch <n>', 'windows per model call', posInt('--window-batch'), 4)
+    .option('--num-shared <S>', 'shared superpatches per window (default: the checkpoint\'s; 0 = no sharing)', nonNegInt('--num-shared'))
+    .option('--mode <mode>', 'sliding: the official protocol (short side resized to the window, sliding windows, merged, resized back); single: one pass on the image squeezed to the window', 'sliding')
+    .option('--window-stride <n>', 'sliding-window stride (default: the stride of the model\'s dataset, else the window size)', posInt('--window-stride'))
+    .option('--window-batch <n>', 'windows per model call (at most the windows an image needs)', posInt('--window-batch'), DEFAULT_WINDOW_BATCH)
+    .option('--max-pixels <n>', 'largest image accepted, in pixels (refused before decoding)', posInt('--max-pixels'), DEFAULT_MAX_PIXELS)
     .option('--seed <n>', 'seed of the random policy', nonNegInt('--seed'), 0)
-    .option('--provider <name>', 'execution provider: cpu or webgpu (falls back to cpu with a message)', 'cpu')
+    .option('--provider <name>', 'execution provider: cpu, webgpu or cuda (falls back to cpu with a message)', 'cpu')
     .action(action(runInfer));
 }
 
 async function runInfer(images: string[], o: InferOpts): Promise<void> {
   const provider = parseProvider(o.provider);
-  const policy = parsePolicy(o.policy);
+  const policy = o.policy === undefined ? undefined : parsePolicy(o.policy);
+  if (policy === 'oracle') throw new CtsError('the oracle policy needs ground-truth labels, which infer does not have; use policy_net, random or no_sharing');
+  if (o.mode !== 'sliding' && o.mode !== 'single') throw new CtsError(`--mode must be sliding or single, got '${o.mode}'`);
   const stems = new Map<string, string>();
   for (const p of images) {
     const s = basename(p, extname(p));
@@ -53,30 +60,38 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
     if (prev !== undefined) throw new CtsError(`${prev} and ${p} have the same stem '${s}'; their outputs would overwrite each other`);
     stems.set(s, p);
   }
-  const ckpt = await loadCheckpoint(o.checkpoint);
-  if ((policy ?? ckpt.cts.policy) === 'oracle') throw new CtsError('the oracle policy needs ground-truth labels, which infer does not have; use policy_net, random or no_sharing');
-  const window = ckpt.cropSize, maxStride = Math.min(window[0], window[1]);
-  if (o.windowStride !== undefined && o.windowStride > maxStride) throw new CtsError(`--window-stride ${o.windowStride} exceeds the ${window.join('x')} window; use at most ${maxStride}`);
-  const dsStride = ckpt.dataset && isDatasetName(ckpt.dataset) ? DATASETS[ckpt.dataset].eval.windowStride : maxStride;
-  const stride = o.windowStride ?? Math.min(dsStride, maxStride);
+  const seg = await Segmenter.load(o.checkpoint, {
+    provider, windowBatch: o.windowBatch, maxPixels: o.maxPixels, ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
+  });
+  if (seg.info.policy === 'oracle') {
+    await seg.dispose();
+    throw new CtsError('the oracle policy needs ground-truth labels, which infer does not have; use policy_net, random or no_sharing');
+  }
+  const [wh, ww] = seg.info.window;
+  if (o.windowStride !== undefined && o.windowStride > Math.min(wh, ww)) {
+    await seg.dispose();
+    throw new CtsError(`--window-stride ${o.windowStride} exceeds the ${wh}x${ww} window; use at most ${Math.min(wh, ww)}`);
+  }
+  const created = !existsSync(o.out);
   try {
     await mkdir(o.out, { recursive: true });
   } catch (e) {
+    await seg.dispose();
     throw new CtsError(`cannot create output directory ${o.out}: ${describeFsError(e)}`);
   }
-  const predictor = await createPredictor(ckpt, { ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}), windowBatch: o.windowBatch, provider });
   const progress = createProgress(images.length, 'infer', 1);
   const failed: string[] = [];
   try {
     for (const [i, path] of images.entries()) {
       try {
-        const img = await readImage(path);
-        const pred = await predictImage(predictor, img, { stride, normalization: ckpt.normalization, seed: o.seed + i * 10_000_000, sharedFraction: true });
+        const r = await seg.segment(path, {
+          pictures: true, mode: o.mode, seed: o.seed + i * 10_000_000, ...(o.windowStride !== undefined ? { windowStride: o.windowStride } : {}),
+        });
         const stem = join(o.out, basename(path, extname(path)));
-        const mask = colorize(pred.classes, ckpt.palette);
-        await writePng(`${stem}_mask.png`, img.width, img.height, 3, mask);
-        await writePng(`${stem}_overlay.png`, img.width, img.height, 3, overlay(img, mask));
-        await writePng(`${stem}_shared.png`, img.width, img.height, 3, sharedView(img, pred.sharedFraction));
+        const { mask, overlay, shared } = r.pictures!;
+        await writePng(`${stem}_mask.png`, r.width, r.height, 3, mask.data);
+        await writePng(`${stem}_overlay.png`, r.width, r.height, 3, overlay.data);
+        await writePng(`${stem}_shared.png`, r.width, r.height, 3, shared.data);
       } catch (e) {
         if (!(e instanceof CtsError)) throw e;
         failed.push(path);
@@ -86,7 +101,8 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
     }
   } finally {
     progress.stop();
-    await predictor.release();
+    await seg.dispose();
+    if (created && failed.length === images.length) await rm(o.out, { recursive: true, force: true });
   }
   const ok = images.length - failed.length;
   process.stdout.write(`wrote ${ok * 3} files for ${ok} of ${images.length} images to ${o.out}\n`);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The cts-seg command line.
-import '../runtime/ort.node.js'; // registers onnxruntime-node before any command compiles a graph
+import '../node/register.js'; // onnxruntime-node and the Node platform, before any command compiles a graph
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { registerForward } from './forward.js';

@@ -47,8 +47,8 @@ test('infer writes mask, overlay and shared PNGs per image at the image size, in
     const ov = await readImage(join(out, `img${i}_overlay.png`));
     const sh = await readImage(join(out, `img${i}_shared.png`));
     for (const im of [mask, ov, sh]) assert.deepEqual([im.width, im.height], [w, h]);
-    // exactly the library's prediction (stride = window for a checkpoint without a dataset), in palette colours
-    const expect = await predictImage(pred, img, { stride: 64, normalization: ckpt.normalization });
+    // exactly the library's prediction (no dataset: the short side resized to the 64 px window, stride = window), in palette colours
+    const expect = await predictImage(pred, img, { stride: 64, normalization: ckpt.normalization, protocol: { resizeShort: 64 } });
     assert.deepEqual(mask.data, colorize(expect.classes, ckpt.palette));
     const colours = new Set(ckpt.palette.map((c) => c.join(',')));
     for (let p = 0; p < w * h; p += 7) assert.ok(colours.has(`${mask.data[3 * p]},${mask.data[3 * p + 1]},${mask.data[3 * p + 2]}`));
