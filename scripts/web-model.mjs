@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../dist/src/cts/checkpoint.node.js';
 import { exportModel } from '../dist/src/export/export.js';
-import { packWeights } from '../dist/src/export/weights.js';
+import { packWeights } from '../dist/src/export/weights.node.js';
 import { renderScene } from '../dist/src/data/synthetic.js';
 import { writePng } from '../dist/src/data/image.js';
 import { createRng } from '../dist/src/base/rng.js';

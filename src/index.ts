@@ -29,7 +29,7 @@ export * from './models/decoder.js';
 export * from './models/segmenter.js';
 export * from './models/weights.js';
 export * from './models/init.js';
-export * from './models/import.js';
+export * from './models/import.node.js';
 export * as policyNet from './models/policynet.js';
 export * from './cts/budget.js';
 export * from './cts/sharing.js';
@@ -46,4 +46,4 @@ export {
 } from './data/augment.js';
 export * from './export/export.js';
 export { normalizeRgb, rgbInput, type ExportNormalization } from './export/preprocess.js';
-export { packWeights, toFloat16Bits, fromFloat16Bits, type PackOptions, type PackedModels } from './export/weights.js';
+export { packWeights, toFloat16Bits, fromFloat16Bits, type PackOptions, type PackedModels } from './export/weights.node.js';

@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
 import { CtsError } from '../base/errors.js';
 import { writeSafetensors } from '../io/safetensors.node.js';
-import { IMPORT_KINDS, importedParamCount, importWeights, type ImportKind } from '../models/import.js';
+import { IMPORT_KINDS, importedParamCount, importWeights, type ImportKind } from '../models/import.node.js';
 import { action } from './util.js';
 
 interface ImportOpts {

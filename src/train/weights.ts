@@ -10,7 +10,7 @@ import { segmenterSpec } from '../models/segmenter.js';
 import { initSegmenterWeights } from '../models/init.js';
 import { policyNetSpec } from '../models/policynet.js';
 import { resizePosEmbed } from '../models/vit.js';
-import { importWeights } from '../models/import.js';
+import { importWeights } from '../models/import.node.js';
 
 /**
  * Fresh weights with the pretrained tensors a file provides laid over them: every tensor of the file

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readNpz } from '../../src/io/npz.js';
 import { readSafetensors } from '../../src/io/safetensors.node.js';
-import { importVitNpz } from '../../src/models/import.js';
+import { importVitNpz } from '../../src/models/import.node.js';
 import { inferSegmenterConfig } from '../../src/models/weights.js';
 import { fixture } from '../helpers/fixtures.js';
 

@@ -10,7 +10,7 @@ import { Predictor } from '../../src/cts/predictor.js';
 import { CtsError } from '../../src/base/errors.js';
 import { exportModel } from '../../src/export/export.js';
 import { normalizeRgb } from '../../src/export/preprocess.js';
-import { packWeights } from '../../src/export/weights.js';
+import { packWeights } from '../../src/export/weights.node.js';
 import { assertClose } from '../helpers/gradcheck.js';
 import { describeOnnx, rgbBatch, runFresh, smallCheckpoint } from './helpers.js';
 

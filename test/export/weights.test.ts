@@ -11,7 +11,7 @@ import { readNpy } from '../../src/io/npy.js';
 import type { HostTensor } from '../../src/base/tensor.js';
 import { loadCheckpoint } from '../../src/cts/checkpoint.node.js';
 import { exportModel } from '../../src/export/export.js';
-import { fromFloat16Bits, packWeights, toFloat16Bits } from '../../src/export/weights.js';
+import { fromFloat16Bits, packWeights, toFloat16Bits } from '../../src/export/weights.node.js';
 import { assertClose } from '../helpers/gradcheck.js';
 import { fixture } from '../helpers/fixtures.js';
 import { createRng } from '../../src/base/rng.js';

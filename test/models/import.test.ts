@@ -7,7 +7,7 @@ import { CtsError } from '../../src/base/errors.js';
 import { readNpz } from '../../src/io/npz.js';
 import type { HostTensor } from '../../src/base/tensor.js';
 import { readTorchStateDict } from '../../src/io/torch.js';
-import { detectStateDictKind, importPolicyStateDict, importSegmenterStateDict, importVitNpz, importVitStateDict, importWeights } from '../../src/models/import.js';
+import { detectStateDictKind, importPolicyStateDict, importSegmenterStateDict, importVitNpz, importVitStateDict, importWeights } from '../../src/models/import.node.js';
 import { initPolicyNet, policyNetSpec } from '../../src/models/policynet.js';
 import { inferSegmenterConfig } from '../../src/models/weights.js';
 import { fixture } from '../helpers/fixtures.js';
