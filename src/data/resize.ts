@@ -141,6 +141,29 @@ export function resizeNearest(label: LabelMap, dstW: number, dstH: number, rule:
   return { width: dstW, height: dstH, data: out };
 }
 
+/** Source taps of output coordinates [start, start + count) of a torch bilinear resize src -> dst. */
+function torchTaps(dst: number, src: number, start: number, count: number) {
+  const i0 = new Int32Array(count), i1 = new Int32Array(count), l0 = new Float32Array(count), l1 = new Float32Array(count);
+  const scale = Math.fround(src / dst);
+  for (let j = 0; j < count; j++) {
+    const d = start + j;
+    if (dst === src) {
+      i0[j] = i1[j] = d;
+      l0[j] = 1;
+      continue;
+    }
+    let r = Math.fround(Math.fround(scale * Math.fround(d + 0.5)) - 0.5);
+    if (r < 0) r = 0;
+    const i = Math.min(Math.floor(r), src - 1);
+    const lam = Math.min(Math.max(Math.fround(r - i), 0), 1);
+    i0[j] = i;
+    i1[j] = i + (i < src - 1 ? 1 : 0);
+    l1[j] = lam;
+    l0[j] = Math.fround(1 - lam);
+  }
+  return { i0, i1, l0, l1 };
+}
+
 /**
  * PyTorch's F.interpolate(x, size, mode='bilinear', align_corners=False) (torchvision resize of a float
  * tensor, antialias off) on a CHW float32 image: src = max(scale*(d+0.5)-0.5, 0) with scale = float32(in/out),
@@ -149,32 +172,25 @@ export function resizeNearest(label: LabelMap, dstW: number, dstH: number, rule:
  */
 export function resizeBilinearTorch(chw: Float32Array, channels: number, h: number, w: number, dstH: number, dstW: number): Float32Array {
   checkSize('resizeBilinearTorch', dstW, dstH);
-  const taps = (dst: number, src: number) => {
-    const i0 = new Int32Array(dst), i1 = new Int32Array(dst), l0 = new Float32Array(dst), l1 = new Float32Array(dst);
-    const scale = Math.fround(src / dst);
-    for (let d = 0; d < dst; d++) {
-      if (dst === src) {
-        i0[d] = i1[d] = d;
-        l0[d] = 1;
-        continue;
-      }
-      let r = Math.fround(Math.fround(scale * Math.fround(d + 0.5)) - 0.5);
-      if (r < 0) r = 0;
-      const i = Math.min(Math.floor(r), src - 1);
-      const lam = Math.min(Math.max(Math.fround(r - i), 0), 1);
-      i0[d] = i;
-      i1[d] = i + (i < src - 1 ? 1 : 0);
-      l1[d] = lam;
-      l0[d] = Math.fround(1 - lam);
-    }
-    return { i0, i1, l0, l1 };
-  };
-  const ty = taps(dstH, h), tx = taps(dstW, w);
+  return resizeBilinearTorchRows(chw, channels, h, w, dstH, dstW, 0, dstH);
+}
+
+/**
+ * Output rows [y0, y1) of resizeBilinearTorch(chw, channels, h, w, dstH, dstW) as a [channels, y1 - y0, dstW]
+ * array, bit-identical to those rows of the full resize (same taps, same arithmetic), so large outputs can be
+ * produced band by band. Reads only source rows torchSourceRows(h, dstH, y0, y1) of every channel.
+ */
+export function resizeBilinearTorchRows(chw: Float32Array, channels: number, h: number, w: number, dstH: number, dstW: number, y0: number, y1: number): Float32Array {
+  checkSize('resizeBilinearTorchRows', dstW, dstH);
+  if (!(Number.isInteger(y0) && Number.isInteger(y1) && 0 <= y0 && y0 < y1 && y1 <= dstH)) throw new CtsError(`resizeBilinearTorchRows: rows [${y0}, ${y1}) are outside the ${dstH}-row output`);
+  if (chw.length < channels * h * w) throw new CtsError(`resizeBilinearTorchRows: ${chw.length} values for a ${channels}x${h}x${w} image`);
+  const rows = y1 - y0;
+  const ty = torchTaps(dstH, h, y0, rows), tx = torchTaps(dstW, w, 0, dstW);
   const f = Math.fround;
-  const out = new Float32Array(channels * dstH * dstW);
+  const out = new Float32Array(channels * rows * dstW);
   for (let c = 0; c < channels; c++) {
-    const src = c * h * w, dst = c * dstH * dstW;
-    for (let y = 0; y < dstH; y++) {
+    const src = c * h * w, dst = c * rows * dstW;
+    for (let y = 0; y < rows; y++) {
       const ra = src + ty.i0[y]! * w, rb = src + ty.i1[y]! * w, h0 = ty.l0[y]!, h1 = ty.l1[y]!;
       for (let x = 0; x < dstW; x++) {
         const x0 = tx.i0[x]!, x1 = tx.i1[x]!, w0 = tx.l0[x]!, w1 = tx.l1[x]!;
@@ -185,4 +201,10 @@ export function resizeBilinearTorch(chw: Float32Array, channels: number, h: numb
     }
   }
   return out;
+}
+
+/** Source rows [first, last] that output rows [y0, y1) of a torch bilinear resize h -> dstH read. */
+export function torchSourceRows(h: number, dstH: number, y0: number, y1: number): [number, number] {
+  const first = torchTaps(dstH, h, y0, 1), last = torchTaps(dstH, h, y1 - 1, 1);
+  return [first.i0[0]!, last.i1[0]!];
 }

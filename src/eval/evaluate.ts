@@ -1,6 +1,8 @@
 // Whole-image prediction and dataset evaluation with the official protocol: the validation resize
 // (spec §6.1), single- or multi-scale + flip views (§6.3), sliding windows per view (§6.2), softmax
-// averaged over views, argmax, and a dataset-accumulated confusion matrix (§6.4).
+// averaged over views, argmax, and a dataset-accumulated confusion matrix (§6.4). Per-pixel floats exist
+// only at view resolution (views are resized on the 8-bit image before normalising); the logits are
+// mapped back to the original size in bands (banded.ts), so a large original costs its RGB bytes.
 import { CtsError } from '../base/errors.js';
 import type { ModelCheckpoint } from '../cts/checkpoint.js';
 import type { PolicyMethod } from '../cts/spec.js';
@@ -9,7 +11,8 @@ import { Predictor, predictorSharing, type WindowRunner } from '../cts/predictor
 import type { EvalProtocol, LabelMap, RGBImage, SegDataset } from '../data/types.js';
 import { ConfusionMatrix } from './metrics.js';
 import { resizeBilinear as resizeImageCv2, resizeNearest } from '../data/resize.js';
-import { addSoftmax, argmaxChannels, flipRows, slidingLogits, type FloatImage, type ScoreSource } from './sliding.js';
+import { flipRows, slidingLogits, type FloatImage, type ScoreSource } from './sliding.js';
+import { ViewMerger } from './banded.js';
 
 /** Scale ratios of the multi-scale protocol (spec §6.3). */
 export const MULTISCALE_RATIOS: readonly number[] = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75];
@@ -83,12 +86,22 @@ export function normalizeImage(img: RGBImage, norm: ModelCheckpoint['normalizati
   return { channels: 3, height: img.height, width: img.width, data: out };
 }
 
+/**
+ * How an image is run: 'sliding' is the official protocol (views at the dataset size, sliding windows);
+ * 'single' squeezes the whole image (cv2 bilinear on the 8-bit image, aspect ratio not kept) to exactly
+ * the window size and runs that one window, a fast approximation for large photos.
+ */
+export type PredictMode = 'sliding' | 'single';
+
 /** Options of predictImage. */
 export interface PredictOptions {
-  /** Window stride (spec §6.2). */
+  /** Window stride (spec §6.2); unused in 'single' mode. */
   stride: number;
   normalization: ModelCheckpoint['normalization'];
-  /** Dataset resize rule (empty = use the image as is). */
+  /**
+   * Dataset resize rule (empty = use the image as is: the image is then slid at its own size, and the
+   * merged logits cost K x H x W floats of it; give a rule or mode 'single' for large photos).
+   */
   protocol?: Pick<EvalProtocol, 'resizeShort' | 'maxLong'>;
   multiscale?: boolean;
   /** Ground truth at original size, for the oracle policy. */
@@ -97,6 +110,10 @@ export interface PredictOptions {
   seed?: number;
   /** Return the per-pixel shared fraction (single-view inference). */
   sharedFraction?: boolean;
+  /** Return the class probabilities [K, H, W] (costs K x H x W floats; see MergedPrediction). */
+  probabilities?: boolean;
+  /** Default 'sliding'; 'single' ignores `protocol` and cannot be combined with `multiscale`. */
+  mode?: PredictMode;
 }
 
 /** Result of predictImage. */
@@ -109,22 +126,28 @@ export interface ImagePrediction {
   windows: number;
   /** Mean over views of the per-pixel shared fraction, when requested and the model shares. */
   sharedFraction?: Float32Array;
-  /** Class probabilities [K, height, width], when requested. */
+  /** [K, H, W] when requested: the softmax for one view, the mean of the views' softmaxes for several. */
   probabilities?: Float32Array;
 }
 
 /**
  * Predicts the class map of one image at its original size: every view is resized (cv2 bilinear on
  * the 8-bit image, as mmcv), flipped, normalised, run with sliding windows and merged; the views'
- * softmax maps are averaged (spec §6.2 step 5) and argmaxed.
+ * softmax maps are averaged (spec §6.2 step 5) and argmaxed, in bands of output rows (banded.ts),
+ * so memory stays bounded by the views' logits, not K x H x W of the original.
  */
 export async function predictImage(predictor: WindowRunner, img: RGBImage, o: PredictOptions): Promise<ImagePrediction> {
-  const H = img.height, W = img.width, K = predictor.numClasses;
+  const H = img.height, W = img.width;
   if (o.label && (o.label.height !== H || o.label.width !== W)) throw new CtsError(`label is ${o.label.width}x${o.label.height}, image ${W}x${H}`);
-  const views = evalViews(H, W, o.protocol ?? {}, !!o.multiscale);
-  // softmax is monotonic, so a single view's argmax is taken on its logits directly (saves K*H*W exps)
-  const probs = views.length > 1 ? new Float32Array(K * H * W) : undefined;
-  let windows = 0, fraction: Float32Array | undefined, single: Float32Array | undefined;
+  const mode = o.mode ?? 'sliding';
+  if (mode !== 'sliding' && mode !== 'single') throw new CtsError(`unknown prediction mode '${String(mode)}' (expected sliding or single)`);
+  if (mode === 'single' && o.multiscale) throw new CtsError('single-window prediction has one view; it cannot be multi-scale');
+  const [wh, ww] = predictor.crop;
+  const views = mode === 'single' ? [{ ratio: 1, height: wh, width: ww, flip: false }] : evalViews(H, W, o.protocol ?? {}, !!o.multiscale);
+  // a view of exactly the window size gets one window whatever the stride; this one is always valid
+  const stride = mode === 'single' ? Math.min(wh, ww) : o.stride;
+  const merger = new ViewMerger(H, W, { probabilities: !!o.probabilities });
+  let windows = 0;
   for (let v = 0; v < views.length; v++) {
     const view = views[v]!;
     // as mmseg's val pipeline: cv2 INTER_LINEAR on the 8-bit image, flip, then normalise
@@ -140,16 +163,15 @@ export async function predictImage(predictor: WindowRunner, img: RGBImage, o: Pr
       // views get disjoint seed ranges (no view has 1e5 windows)
       scores = { kind: 'random', seed: (o.seed ?? 0) + v * 100_000 };
     }
-    const r = await slidingLogits(predictor, x, { stride: o.stride, outShape: [H, W], flip: view.flip, sharedFraction: !!o.sharedFraction, ...(scores ? { scores } : {}) });
+    const r = await slidingLogits(predictor, x, { stride, flip: view.flip, sharedFraction: !!o.sharedFraction, ...(scores ? { scores } : {}) });
     windows += r.windows;
-    if (probs) addSoftmax(r.logits.data, K, H * W, probs);
-    else single = r.logits.data;
-    if (r.sharedFraction) {
-      fraction ??= new Float32Array(H * W);
-      for (let p = 0; p < H * W; p++) fraction[p]! += r.sharedFraction[p]! / views.length;
-    }
+    merger.add(r);
   }
-  return { classes: argmaxChannels(probs ?? single!, K, H * W), height: H, width: W, windows, ...(fraction ? { sharedFraction: fraction } : {}) };
+  const m = merger.finish();
+  return {
+    classes: m.classes, height: H, width: W, windows,
+    ...(m.sharedFraction ? { sharedFraction: m.sharedFraction } : {}), ...(m.probabilities ? { probabilities: m.probabilities } : {}),
+  };
 }
 
 /** Options of evaluateDataset. */

@@ -1,10 +1,11 @@
 // The official sliding-window inference (spec §6.2, `segm/model/utils.py`): a view smaller than the
 // window is first upsampled so its short side equals the window, then cut into window x window
 // crops at anchors every `stride` plus a final one at dim - window, the crops' pre-softmax logits are
-// summed on a canvas and divided by the per-pixel window count, the canvas is bilinearly resized to
-// the original image size and flipped back. These steps run on the host (torch-exact bilinear from
-// src/data/resize.ts, merging in tight typed-array loops): the ORT graph is compiled for one window
-// size, while canvas and view sizes change from image to image.
+// summed on a canvas and divided by the per-pixel window count. These steps run on the host
+// (torch-exact bilinear from src/data/resize.ts, merging in tight typed-array loops): the ORT graph is
+// compiled for one window size, while canvas and view sizes change from image to image. The canvas
+// stays at the view's resolution: resizing it to the original image and flipping it back happen in
+// bands of output rows (banded.ts), because K x H x W floats of a large original do not fit memory.
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
 import type { WindowRunner } from '../cts/predictor.js';
@@ -78,9 +79,7 @@ export type ScoreSource =
 export interface SlidingOptions {
   /** Anchor spacing (spec §6.2); must not exceed the window so every pixel is covered. */
   stride: number;
-  /** Size (height, width) to resize the merged logits to: the original image. */
-  outShape: [number, number];
-  /** The view was flipped horizontally: flip the result back. */
+  /** The view was flipped horizontally; passed through to the result for mapping back (banded.ts). */
   flip?: boolean;
   /** Share scores for oracle/random policies (ignored otherwise). */
   scores?: ScoreSource;
@@ -90,18 +89,24 @@ export interface SlidingOptions {
 
 /** Result of slidingLogits. */
 export interface SlidingResult {
-  /** Merged pre-softmax logits [K, outH, outW]. */
+  /**
+   * Merged pre-softmax logits [K, h, w] at the sliding resolution: the view's size after the short-side
+   * upsample (upsampledSize), still mirrored when the view was. mergeViews (banded.ts) maps them back.
+   */
   logits: FloatImage;
+  /** The view was mirrored (the `flip` option): the logits must be flipped back after resizing. */
+  flip: boolean;
   /** Windows run. */
   windows: number;
-  /** [outH*outW] in [0,1] when requested and the model shares tokens. */
+  /** [h*w] in [0,1], at the same resolution and orientation as `logits`, when requested and the model shares tokens. */
   sharedFraction?: Float32Array;
 }
 
 /**
- * Runs one view (normalised CHW, already resized and flipped) through the predictor window by
- * window, `predictor.batch` windows per call, and merges the logits at `outShape` (spec §6.2 steps 1-4,
- * without the softmax, which the caller applies so views can be averaged as probabilities).
+ * Runs one view (normalised CHW, already resized and flipped) through the model window by window,
+ * `predictor.batch` windows per call, and merges the logits on a canvas of the upsampled view size
+ * (spec §6.2 steps 1-3). The resize to the original image, the flip back and the softmax are left
+ * to mergeViews (banded.ts), which does them in bounded memory and averages views as probabilities.
  */
 export async function slidingLogits(predictor: WindowRunner, view: FloatImage, o: SlidingOptions): Promise<SlidingResult> {
   const [wh, ww] = predictor.crop;
@@ -170,17 +175,8 @@ export async function slidingLogits(predictor: WindowRunner, view: FloatImage, o
     const cb = k * H * W;
     for (let p = 0; p < H * W; p++) canvas[cb + p]! /= count[p]!;
   }
-  const [oh, ow] = o.outShape;
-  const full = { channels: K, height: H, width: W, data: canvas };
-  const merged = H === oh && W === ow ? full : resizeBilinear(full, oh, ow);
-  if (o.flip) flipRows(merged.data, K, oh, ow);
-  let fraction: Float32Array | undefined;
-  if (shared) {
-    for (let p = 0; p < H * W; p++) shared[p]! /= count[p]!;
-    fraction = H === oh && W === ow ? shared : resizeBilinear({ channels: 1, height: H, width: W, data: shared }, oh, ow).data;
-    if (o.flip) flipRows(fraction, 1, oh, ow);
-  }
-  return { logits: merged, windows: anchors.length, ...(fraction ? { sharedFraction: fraction } : {}) };
+  if (shared) for (let p = 0; p < H * W; p++) shared[p]! /= count[p]!;
+  return { logits: { channels: K, height: H, width: W, data: canvas }, flip: !!o.flip, windows: anchors.length, ...(shared ? { sharedFraction: shared } : {}) };
 }
 
 /** Adds 1 to every canvas pixel of window i that lies in a shared superpatch. */

@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPredictor, evalViews, evaluateDataset, keepRatioSize, MULTISCALE_RATIOS, normalizeImage, predictImage } from '../../src/eval/evaluate.js';
-import { addSoftmax, argmaxChannels, flipRows, slidingLogits } from '../../src/eval/sliding.js';
+import { addSoftmax, argmaxChannels, flipRows, resizeBilinear, slidingLogits } from '../../src/eval/sliding.js';
 import { resizeBilinear as cv2Resize } from '../../src/data/resize.js';
 import { ConfusionMatrix } from '../../src/eval/metrics.js';
 import type { DatasetInfo, LabelMap, RGBImage, SegDataset } from '../../src/data/types.js';
@@ -44,9 +44,12 @@ test('multi-scale + flip prediction averages the softmax of every view (the < 1 
   for (const v of evalViews(50, 70, {}, true)) {
     const x = normalizeImage(cv2Resize(img, v.width, v.height), ckpt.normalization);
     if (v.flip) flipRows(x.data, 3, v.height, v.width);
-    const r = await slidingLogits(pred, x, { stride: 48, outShape: [50, 70], flip: v.flip });
+    const r = await slidingLogits(pred, x, { stride: 48, flip: v.flip });
     windows += r.windows;
-    addSoftmax(r.logits.data, 4, 50 * 70, acc);
+    // the unbanded mapping back: the whole canvas resized to the image, then flipped back
+    const full = resizeBilinear(r.logits, 50, 70).data;
+    if (v.flip) flipRows(full, 4, 50, 70);
+    addSoftmax(full, 4, 50 * 70, acc);
   }
   // 0.5 (25x35), 0.75 (38x53), 1.0 (50x70) and 1.25 (63x88) are all upsampled to 64x89: 1x2 windows each;
   // 1.5 (75x105): 2x2; 1.75 (88x123): 2x3; every view twice (flip)

@@ -114,7 +114,7 @@ async function reference(view: FloatImage, ws: number, stride: number, out: [num
 
 test('an image equal to the window gives exactly the direct forward pass', async () => {
   const x = normalizeImage(randomImage(64, 64, 1), ckpt.normalization);
-  const r = await slidingLogits(p3, x, { stride: 48, outShape: [64, 64] });
+  const r = await slidingLogits(p3, x, { stride: 48 });
   const direct = await p1.run({ dtype: 'float32', shape: [1, 3, 64, 64], data: x.data });
   assert.equal(r.windows, 1);
   assert.deepEqual(r.logits.data, direct.logits.data);
@@ -129,22 +129,25 @@ for (const [name, h, w, stride, expectWindows] of [
   test(`sliding logits match the naive reference: ${name} (${h}x${w})`, async () => {
     const x = normalizeImage(randomImage(h, w, h + w), ckpt.normalization);
     const ref = await reference(x, 64, stride, [h, w]);
-    const got = await slidingLogits(p3, x, { stride, outShape: [h, w] });
-    assert.deepEqual([got.logits.channels, got.logits.height, got.logits.width], [4, h, w]);
+    const got = await slidingLogits(p3, x, { stride });
+    // the merged canvas stays at the upsampled view size; the caller maps it back to the image
+    assert.deepEqual([got.logits.channels, got.logits.height, got.logits.width], [4, ...upsampledSize(h, w, [64, 64])]);
+    assert.equal(got.flip, false);
     assert.equal(got.windows, ref.windows);
     assert.equal(got.windows, expectWindows);
-    assertClose(got.logits.data, Float32Array.from(ref.logits), 2e-4);
+    assertClose(resizeBilinear(got.logits, h, w).data, Float32Array.from(ref.logits), 2e-4);
     // flip: a mirrored view with flip=true merges back to the unmirrored orientation
     const mirrored = { ...x, data: flipRows(x.data.slice(), 3, h, w) };
-    const back = await slidingLogits(p3, mirrored, { stride, outShape: [h, w], flip: true });
+    const back = await slidingLogits(p3, mirrored, { stride, flip: true });
+    assert.equal(back.flip, true);
     const refM = await reference(mirrored, 64, stride, [h, w]);
-    assertClose(back.logits.data, flipRows(Float32Array.from(refM.logits), 4, h, w), 2e-4);
+    assertClose(flipRows(resizeBilinear(back.logits, h, w).data, 4, h, w), flipRows(Float32Array.from(refM.logits), 4, h, w), 2e-4);
   });
 }
 
 test('a stride larger than the window is rejected (pixels would be left without a prediction)', async () => {
   const x = normalizeImage(randomImage(64, 80, 2), ckpt.normalization);
-  await assert.rejects(slidingLogits(p1, x, { stride: 65, outShape: [64, 80] }), /stride 65 exceeds the 64x64 window/);
+  await assert.rejects(slidingLogits(p1, x, { stride: 65 }), /stride 65 exceeds the 64x64 window/);
 });
 
 test('oracle policy: the uniform superpatch of the label is the one shared, and the shared map shows it', async () => {
@@ -154,15 +157,15 @@ test('oracle policy: the uniform superpatch of the label is the one shared, and 
   for (let i = 0; i < label.length; i++) label[i] = (i * 7 + (i >> 6)) % 3; // mixed everywhere ...
   for (let y = 32; y < 64; y++) for (let x = 32; x < 64; x++) label[y * 64 + x] = 2; // ... but the bottom-right superpatch
   const x = normalizeImage(randomImage(64, 64, 5), oc.normalization);
-  const r = await slidingLogits(p, x, { stride: 64, outShape: [64, 64], scores: { kind: 'oracle', label }, sharedFraction: true });
+  const r = await slidingLogits(p, x, { stride: 64, scores: { kind: 'oracle', label }, sharedFraction: true });
   const f = r.sharedFraction!;
   assert.equal(f[40 * 64 + 40], 1);
   assert.equal(f[10 * 64 + 10], 0);
   assert.equal(f.reduce((a, b) => a + b, 0), 32 * 32);
   // the shared token changes the logits there relative to no sharing
-  const plain = await slidingLogits(p1, x, { stride: 64, outShape: [64, 64] });
+  const plain = await slidingLogits(p1, x, { stride: 64 });
   assert.notDeepEqual(r.logits.data, plain.logits.data);
-  await assert.rejects(slidingLogits(p, x, { stride: 64, outShape: [64, 64] }), /needs share scores/);
+  await assert.rejects(slidingLogits(p, x, { stride: 64 }), /needs share scores/);
   await p.release();
 });
 
@@ -170,7 +173,7 @@ test('random policy: per-window seeds make the result independent of the window 
   const rc = tinyCheckpoint('random', 2);
   const a = await Predictor.create(rc, { batch: 1 }), b = await Predictor.create(rc, { batch: 4 });
   const x = normalizeImage(randomImage(90, 120, 9), rc.normalization);
-  const o = { stride: 32, outShape: [90, 120] as [number, number], scores: { kind: 'random' as const, seed: 11 }, sharedFraction: true };
+  const o = { stride: 32, scores: { kind: 'random' as const, seed: 11 }, sharedFraction: true };
   const ra = await slidingLogits(a, x, o), rb = await slidingLogits(b, x, o);
   assert.equal(ra.windows, 6);
   assertClose(ra.logits.data, rb.logits.data, 1e-5);
