@@ -9,8 +9,8 @@ import { Predictor, predictorSharing, type Prediction, type WindowRunner } from 
 import type { SharingSpec } from '../cts/spec.js';
 import type { TokenBudget } from '../cts/budget.js';
 import { DATASETS, isDatasetName } from '../data/catalog.js';
-import type { EvalProtocol, LabelMap, RGBImage } from '../data/types.js';
-import { evalViews, predictImage, type ImagePrediction } from '../eval/evaluate.js';
+import type { EvalProtocol, RGBImage } from '../data/types.js';
+import { evalViews, predictImage, type ImagePrediction, type ImagePredictOptions, type ImagePredictor } from '../eval/evaluate.js';
 import { upsampledSize, windowAnchors } from '../eval/sliding.js';
 import { colorize, overlay, sharedView } from '../eval/visualize.js';
 import { ExportRunner, looksLikeOnnx } from '../export/runner.js';
@@ -33,20 +33,10 @@ function isCheckpoint(v: unknown): v is ModelCheckpoint {
 }
 
 /** Options of Segmenter.predict (the evaluation path: a dataset's protocol, views and labels). */
-export interface PredictOptions {
-  protocol?: Pick<EvalProtocol, 'resizeShort' | 'maxLong'>;
-  multiscale?: boolean;
-  /** Ground truth at the image's size, for the oracle policy. */
-  label?: LabelMap;
-  windowStride?: number;
-  seed?: number;
-  sharedFraction?: boolean;
-  probabilities?: boolean;
-  mode?: 'sliding' | 'single';
-}
+export type PredictOptions = ImagePredictOptions;
 
 /** A loaded model that segments images of any size. */
-export class Segmenter {
+export class Segmenter implements ImagePredictor {
   private readonly runners = new Map<number, Promise<WindowRunner>>();
   private inferenceMs = 0;
   private disposed = false;
@@ -56,7 +46,7 @@ export class Segmenter {
     readonly info: ModelInfo,
     private readonly normalization: ModelCheckpoint['normalization'],
     /** Token budget of one window. */
-    private readonly budget: TokenBudget,
+    readonly tokenBudget: TokenBudget,
     private readonly protocol: Pick<EvalProtocol, 'resizeShort' | 'maxLong'>,
     private readonly windowBatch: number,
     private readonly maxPixels: number,
@@ -210,7 +200,7 @@ export class Segmenter {
     const fraction = pred.sharedFraction;
     const r: SegmentResult = {
       width: img.width, height: img.height, classMap: pred.classes, classes: info.classes, palette: info.palette,
-      tokens: { patches: this.budget.gh * this.budget.gw, tokens: this.budget.numTokens, shared: this.budget.numShared, windows: pred.windows },
+      tokens: { patches: this.tokenBudget.gh * this.tokenBudget.gw, tokens: this.tokenBudget.numTokens, shared: this.tokenBudget.numShared, windows: pred.windows },
       timings: { decode: 0, inference: 0, postprocess: 0, total: 0 },
     };
     if (fraction) {

@@ -5,7 +5,8 @@ import { CtsError } from '../base/errors.js';
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { type PolicyMethod } from '../cts/spec.js';
 import { openDataset } from '../data/datasets.js';
-import { createPredictor, evalViews, evaluateDataset } from '../eval/evaluate.js';
+import { evalViews, evaluateDataset } from '../eval/evaluate.js';
+import { Segmenter } from '../api/segmenter.js';
 import { createProgress, reportMarkdown, writeReport } from '../eval/report.js';
 import { action, nonNegInt, posInt } from './util.js';
 
@@ -78,20 +79,20 @@ async function runEval(o: EvalOpts): Promise<void> {
     throw new CtsError(`--window-stride ${o.windowStride} exceeds the ${window.join('x')} window of ${o.checkpoint}; use at most ${maxStride}`);
   }
   const stride = o.windowStride ?? Math.min(ds.info.eval.windowStride, maxStride);
-  const predictor = await createPredictor(ckpt, { ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}), windowBatch: o.windowBatch, provider });
+  const seg = await Segmenter.load(ckpt, { ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}), windowBatch: o.windowBatch, provider });
   const n = Math.min(ds.samples.length, o.limit ?? Infinity);
   const progress = createProgress(n, 'eval');
   let res;
   try {
-    res = await evaluateDataset(predictor, ckpt, ds, {
+    res = await evaluateDataset(seg, ds, {
       stride, multiscale: !!o.multiscale, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}),
       onImage: (_d, _t, id) => progress.tick(id),
     });
   } finally {
     progress.stop();
-    await predictor.release();
+    await seg.dispose();
   }
-  const b = predictor.budget;
+  const b = seg.tokenBudget;
   const report = {
     checkpoint: o.checkpoint, dataset: o.dataset, split: o.split, images: res.images, classes: ckpt.classes,
     metrics: res.confusion.metrics(), confusion: res.confusion.counts,
@@ -100,8 +101,8 @@ async function runEval(o: EvalOpts): Promise<void> {
       ...(ds.info.eval.resizeShort ? { resizeShort: ds.info.eval.resizeShort } : {}),
       ...(ds.info.eval.maxLong ? { maxLong: ds.info.eval.maxLong } : {}),
     },
-    policy: predictor.policy, numShared: b.numShared, tokensPerWindow: b.numTokens, tokensNoSharing: b.gh * b.gw,
-    windows: res.windows, seconds: res.seconds, provider: predictor.provider, windowBatch: o.windowBatch,
+    policy: seg.info.policy, numShared: b.numShared, tokensPerWindow: b.numTokens, tokensNoSharing: b.gh * b.gw,
+    windows: res.windows, seconds: res.seconds, provider: seg.info.provider, windowBatch: o.windowBatch,
   };
   const out = o.out ?? `runs/eval-${o.dataset}-${o.split}`;
   await writeReport(out, report);

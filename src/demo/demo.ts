@@ -11,7 +11,7 @@ import { type ModelCheckpoint } from '../cts/checkpoint.js';
 import { policyNetMacs } from '../models/policynet.js';
 import { Predictor } from '../cts/predictor.js';
 import { tokenBudget } from '../cts/budget.js';
-import { evaluateDataset, predictImage } from '../eval/evaluate.js';
+import { evaluateDataset, predictImage, runnerPredictor } from '../eval/evaluate.js';
 import { resolveTrainConfig } from '../train/config.js';
 import { trainSegmenter } from '../train/trainer.js';
 import { resolvePolicyConfig, trainPolicy } from '../train/policy_trainer.js';
@@ -123,7 +123,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResults> {
   for (const [name, r] of [['baseline', base], ['cts', cts]] as const) {
     const ckpt: ModelCheckpoint = await loadCheckpoint(r.modelPath);
     const pred = await Predictor.create(ckpt, { batch: 1 });
-    const ev = await evaluateDataset(pred, ckpt, val, { stride: o.size, seed: o.seed });
+    const ev = await evaluateDataset(runnerPredictor(pred, ckpt.normalization), val, { stride: o.size, seed: o.seed });
     const m = ev.confusion.metrics();
     for (let i = 0; i < Math.min(3, val.samples.length); i++) {
       const img = await val.readImage(i);

@@ -174,9 +174,41 @@ export async function predictImage(predictor: WindowRunner, img: RGBImage, o: Pr
   };
 }
 
+/** Options of ImagePredictor.predict: the protocol of one image (the dataset's, or the model's own). */
+export interface ImagePredictOptions {
+  /** Dataset resize rule (empty = use the image as is). */
+  protocol?: Pick<EvalProtocol, 'resizeShort' | 'maxLong'>;
+  multiscale?: boolean;
+  /** Ground truth at the image's size, for the oracle policy. */
+  label?: LabelMap;
+  /** Sliding-window stride (default: the predictor's). */
+  windowStride?: number;
+  /** Base seed of the random policy. */
+  seed?: number;
+  sharedFraction?: boolean;
+  probabilities?: boolean;
+  mode?: PredictMode;
+}
+
+/**
+ * Predicts one decoded image under an explicit protocol. The Segmenter API implements it (so `eval`
+ * goes through the same object as `infer` and the web page); runnerPredictor adapts a bare WindowRunner.
+ */
+export interface ImagePredictor {
+  predict(img: RGBImage, o: ImagePredictOptions): Promise<ImagePrediction>;
+}
+
+/** An ImagePredictor over a WindowRunner with the model's normalisation and a default stride (the window). */
+export function runnerPredictor(runner: WindowRunner, normalization: ModelCheckpoint['normalization'], stride = Math.min(...runner.crop)): ImagePredictor {
+  return {
+    predict: (img, o) => predictImage(runner, img, { ...o, stride: o.windowStride ?? stride, normalization }),
+  };
+}
+
 /** Options of evaluateDataset. */
 export interface EvaluateOptions {
-  stride: number;
+  /** Sliding-window stride (default: the predictor's). */
+  stride?: number;
   multiscale?: boolean;
   /** Evaluate only the first N samples. */
   limit?: number;
@@ -199,7 +231,7 @@ export interface EvaluationResult {
  * Evaluates a predictor on a labelled dataset split with the dataset's protocol. The next sample is
  * decoded while the current one runs, so file decoding overlaps inference.
  */
-export async function evaluateDataset(predictor: WindowRunner, ckpt: Pick<ModelCheckpoint, 'normalization'>, ds: SegDataset, o: EvaluateOptions): Promise<EvaluationResult> {
+export async function evaluateDataset(model: ImagePredictor, ds: SegDataset, o: EvaluateOptions = {}): Promise<EvaluationResult> {
   const n = Math.min(ds.samples.length, o.limit ?? Infinity);
   if (n === 0) throw new CtsError(`dataset ${ds.info.name} split ${ds.split} at ${ds.root} has no samples`);
   const confusion = new ConfusionMatrix(ds.info.classes.length);
@@ -217,9 +249,9 @@ export async function evaluateDataset(predictor: WindowRunner, ckpt: Pick<ModelC
     if (label.width !== img.width || label.height !== img.height) {
       throw new CtsError(`${ds.samples[i]!.labelPath ?? id}: label is ${label.width}x${label.height}, image ${img.width}x${img.height}`);
     }
-    const pred = await predictImage(predictor, img, {
-      stride: o.stride, normalization: ckpt.normalization, protocol: ds.info.eval, multiscale: !!o.multiscale, label,
-      seed: (o.seed ?? 0) + i * 10_000_000,
+    const pred = await model.predict(img, {
+      protocol: ds.info.eval, multiscale: !!o.multiscale, label, seed: (o.seed ?? 0) + i * 10_000_000,
+      ...(o.stride !== undefined ? { windowStride: o.stride } : {}),
     });
     windows += pred.windows;
     confusion.update(pred.classes, label.data, ds.samples[i]!.labelPath ?? id);

@@ -20,7 +20,7 @@ import { DataLoader, deriveSeed } from '../data/loader.js';
 import { openDataset } from '../data/datasets.js';
 import { trainAugmentOptions } from '../data/augment.js';
 import type { DatasetInfo } from '../data/types.js';
-import { evaluateDataset } from '../eval/evaluate.js';
+import { evaluateDataset, runnerPredictor } from '../eval/evaluate.js';
 import { dropPathFactors } from '../nn/dropout.js';
 import { initState, type OptimizerOptions } from './optim.js';
 import { constantSchedule, polySchedule } from './schedule.js';
@@ -204,7 +204,7 @@ async function evaluate(cfg: TrainConfig, ckpt: ModelCheckpoint, info: DatasetIn
   const ds = await openDataset(cfg.dataset, cfg.data_root, cfg.eval_split);
   const pred = await Predictor.create(ckpt, { batch: 2, provider: cfg.provider, ...(cfg.threads ? { threads: cfg.threads } : {}) });
   try {
-    const r = await evaluateDataset(pred, ckpt, ds, { stride: Math.min(info.eval.windowStride, ...ckpt.cropSize), ...(cfg.eval_limit ? { limit: cfg.eval_limit } : {}), seed: cfg.seed });
+    const r = await evaluateDataset(runnerPredictor(pred, ckpt.normalization), ds, { stride: Math.min(info.eval.windowStride, ...ckpt.cropSize), ...(cfg.eval_limit ? { limit: cfg.eval_limit } : {}), seed: cfg.seed });
     const metrics = r.confusion.metrics();
     const m = { miou: metrics.mIoU, macc: metrics.mAcc, aacc: metrics.aAcc, images: r.images };
     log(`eval: mIoU ${(100 * m.miou).toFixed(2)}  mAcc ${(100 * m.macc).toFixed(2)}  aAcc ${(100 * m.aacc).toFixed(2)} on ${m.images} ${cfg.eval_split} images`);

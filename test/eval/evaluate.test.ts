@@ -2,7 +2,7 @@
 // over views, and dataset evaluation through a SegDataset.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPredictor, evalViews, evaluateDataset, keepRatioSize, MULTISCALE_RATIOS, normalizeImage, predictImage } from '../../src/eval/evaluate.js';
+import { createPredictor, evalViews, evaluateDataset, runnerPredictor, keepRatioSize, MULTISCALE_RATIOS, normalizeImage, predictImage } from '../../src/eval/evaluate.js';
 import { addSoftmax, argmaxChannels, flipRows, resizeBilinear, slidingLogits } from '../../src/eval/sliding.js';
 import { resizeBilinear as cv2Resize } from '../../src/data/resize.js';
 import { ConfusionMatrix } from '../../src/eval/metrics.js';
@@ -85,7 +85,7 @@ test('dataset evaluation accumulates one confusion matrix over the images at ori
   });
   const ds = memoryDataset(items);
   const seen: string[] = [];
-  const res = await evaluateDataset(pred, ckpt, ds, { stride: 48, onImage: (d, t, id) => seen.push(`${d}/${t}:${id}`) });
+  const res = await evaluateDataset(runnerPredictor(pred, ckpt.normalization), ds, { stride: 48, onImage: (d, t, id) => seen.push(`${d}/${t}:${id}`) });
   assert.deepEqual(seen, ['1/3:im0', '2/3:im1', '3/3:im2']);
   const ref = new ConfusionMatrix(4);
   for (const { img, label } of items) ref.update((await predictImage(pred, img, { stride: 48, normalization: ckpt.normalization })).classes, label.data);
@@ -93,7 +93,7 @@ test('dataset evaluation accumulates one confusion matrix over the images at ori
   assert.equal(res.images, 3);
   const valid = items.reduce((a, it) => a + it.label.data.filter((v) => v !== 255).length, 0);
   assert.equal(res.confusion.counts.reduce((a, b) => a + b, 0), valid);
-  const limited = await evaluateDataset(pred, ckpt, ds, { stride: 48, limit: 1 });
+  const limited = await evaluateDataset(runnerPredictor(pred, ckpt.normalization), ds, { stride: 48, limit: 1 });
   assert.equal(limited.images, 1);
 });
 
@@ -102,7 +102,7 @@ test('oracle and random policies run through the dataset loop; bad data is named
   for (const [policy, S] of [['oracle', 2], ['random', 3]] as const) {
     const p = await createPredictor(tinyCheckpoint(policy, S), { windowBatch: 2 });
     assert.equal(p.budget.numTokens, 16 - 3 * S);
-    const res = await evaluateDataset(p, ckpt, memoryDataset(items), { stride: 32, seed: 5 });
+    const res = await evaluateDataset(runnerPredictor(p, ckpt.normalization), memoryDataset(items), { stride: 32, seed: 5 });
     assert.equal(res.windows, 2);
     await p.release();
   }
@@ -113,8 +113,8 @@ test('oracle and random policies run through the dataset loop; bad data is named
   await assert.rejects(createPredictor(tinyCheckpoint(), { policy: 'no_sharing', numShared: 2 }), /num_shared 2 conflicts with the no_sharing policy/);
   await assert.rejects(createPredictor(tinyCheckpoint(), { policy: 'oracle', numShared: 5 }), /num_shared 5 is impossible/);
   const bad = memoryDataset([{ img: items[0]!.img, label: { width: 96, height: 64, data: new Uint8Array(64 * 96).fill(7) } }]);
-  await assert.rejects(evaluateDataset(pred, ckpt, bad, { stride: 48 }), /im0_label\.png: label value 7 at pixel 0/);
+  await assert.rejects(evaluateDataset(runnerPredictor(pred, ckpt.normalization), bad, { stride: 48 }), /im0_label\.png: label value 7 at pixel 0/);
   const mismatch = memoryDataset([{ img: items[0]!.img, label: { width: 64, height: 64, data: new Uint8Array(64 * 64) } }]);
-  await assert.rejects(evaluateDataset(pred, ckpt, mismatch, { stride: 48 }), /label is 64x64, image 96x64/);
-  await assert.rejects(evaluateDataset(pred, ckpt, memoryDataset([]), { stride: 48 }), /has no samples/);
+  await assert.rejects(evaluateDataset(runnerPredictor(pred, ckpt.normalization), mismatch, { stride: 48 }), /label is 64x64, image 96x64/);
+  await assert.rejects(evaluateDataset(runnerPredictor(pred, ckpt.normalization), memoryDataset([]), { stride: 48 }), /has no samples/);
 });
