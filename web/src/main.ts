@@ -1,44 +1,44 @@
-// The cts-seg browser demo: two exported graphs (CTS with the policy network inside, and the same
-// weights without sharing) run by onnxruntime-web on an image's RGB bytes; the page draws the class
-// map, an overlay, the shared-token map and the time of each graph. Plain DOM, no framework.
-import type * as Ort from 'onnxruntime-web';
-// Two builds of onnxruntime-web, loaded on demand: the plain wasm one (the CPU path; measured ~4x
-// faster in Chromium than the WebGPU-capable builds, whose asyncify/JSEP layer slows every CPU
-// kernel) and the WebGPU one. Vite emits their wasm binaries as assets of the page.
+// The cts-seg browser demo, a client of the library's browser entry (`cts-seg/web`, aliased to
+// src/web/index.ts in vite.config.ts): the shipped CTS export and the same weights without sharing
+// are loaded with Segmenter.load and run through Segmenter.segment; the page only draws what comes
+// back. Query parameters: ?provider=wasm|webgpu forces a provider, ?worker=1 runs the models in a
+// Web Worker, ?model=URL (&data=URL for its external data) opens another export instead.
+// Plain DOM, no framework.
+import { Segmenter, env, toImageData, type LoadOptions, type ModelInfo, type Provider, type SegmentResult } from 'cts-seg/web';
+// Vite emits the binaries of the two onnxruntime-web builds as assets of the page; the library is
+// told where they are (nothing is fetched from outside at build or run time)
 import wasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
 import webgpuWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 
+env.wasmPaths = { wasm: wasmUrl, webgpu: webgpuWasmUrl };
+
 /** models/manifest.json, written by `npm run web:model` next to the two graphs. */
 interface Manifest {
-  classes: string[];
-  palette: [number, number, number][];
-  /** Model input (height, width). */
-  size: [number, number];
-  /** Superpatch side in pixels (2 x patch). */
-  superpatch: number;
-  cts: { file: string; numTokens: number; numShared: number };
-  baseline: { file: string; numTokens: number };
+  cts: { file: string };
+  baseline: { file: string };
   /** ONNX external data that both graphs refer to (their weights, stored once). */
   weights: { file: string; dtype: 'float32' | 'float16' };
-  sample: string;
 }
-
-type Provider = 'webgpu' | 'wasm';
 
 /** What the page exposes for tests and scripts (window.ctsSeg). */
 interface PageState {
   state: 'loading' | 'ready' | 'running' | 'done' | 'error';
   provider?: Provider;
+  /** Whether the models run in a Web Worker. */
+  worker: boolean;
+  /** The model shown (a URL or a file name). */
+  model?: string;
   /** Why preferred providers were not used (e.g. no WebGPU adapter). */
-  fallbacks?: string[];
+  fallbacks: string[];
   error?: string;
   width?: number;
   height?: number;
-  /** CTS class map [H*W] and shared superpatches [H/32*W/32] of the last image. */
+  /** CTS class map and shared-pixel mask [height x width] of the last image. */
   classMap?: Uint8Array;
   maskShared?: Uint8Array;
-  /** Class map of the graph without sharing. */
+  /** Class map of the model without sharing (the shipped pair only). */
   baselineClassMap?: Uint8Array;
+  /** Median inference time per image, in ms. */
   msCts?: number;
   msBaseline?: number;
 }
@@ -49,19 +49,19 @@ declare global {
   }
 }
 
-/** The onnxruntime-web build for a provider, configured for this page. */
-async function loadOrt(provider: Provider): Promise<typeof Ort> {
-  const ort: typeof Ort = provider === 'webgpu' ? await import('onnxruntime-web/webgpu') : await import('onnxruntime-web/wasm');
-  ort.env.wasm.wasmPaths = { wasm: provider === 'webgpu' ? webgpuWasmUrl : wasmUrl };
-  // single-threaded wasm: no cross-origin isolation needed, works from any static server
-  ort.env.wasm.numThreads = 1;
-  ort.env.wasm.proxy = false;
-  return ort;
+/** A model to show, with the same weights without sharing when there is one to compare with. */
+interface Models {
+  name: string;
+  cts: Segmenter;
+  baseline?: Segmenter;
+  note?: string;
 }
 
 const TIMED_RUNS = 5;
+const SAMPLE = 'sample.png';
+const params = new URLSearchParams(location.search);
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const page: PageState = (window.ctsSeg = { state: 'loading' });
+const page: PageState = (window.ctsSeg = { state: 'loading', worker: params.get('worker') === '1', fallbacks: [] });
 
 function setState(s: PageState['state'], status: string): void {
   page.state = s;
@@ -69,68 +69,47 @@ function setState(s: PageState['state'], status: string): void {
   $('status').textContent = status;
 }
 
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`cannot load ${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
+function fail(e: unknown): void {
+  page.error = e instanceof Error ? e.message : String(e);
+  setState('error', `error: ${page.error}`);
 }
 
-/** WebGPU when the browser has it and an adapter starts, else wasm; `?provider=` forces one. */
-async function createSessions(m: Manifest): Promise<{ ort: typeof Ort; cts: Ort.InferenceSession; base: Ort.InferenceSession; provider: Provider }> {
-  const forced = new URLSearchParams(location.search).get('provider');
-  const order: Provider[] = forced === 'wasm' || forced === 'webgpu' ? [forced] : 'gpu' in navigator ? ['webgpu', 'wasm'] : ['wasm'];
-  const [ctsBytes, baseBytes, weights] = await Promise.all([m.cts.file, m.baseline.file, m.weights.file].map((f) => fetchBytes(`models/${f}`)));
-  const errors: string[] = (page.fallbacks = []);
-  for (const provider of order) {
-    try {
-      if (provider === 'webgpu' && !(await (navigator as unknown as { gpu: { requestAdapter(): Promise<unknown> } }).gpu.requestAdapter())) {
-        throw new Error('no WebGPU adapter');
-      }
-      const ort = await loadOrt(provider);
-      const opts: Ort.InferenceSession.SessionOptions = {
-        executionProviders: [provider], graphOptimizationLevel: 'all', externalData: [{ path: m.weights.file, data: weights! }],
-      };
-      const cts = await ort.InferenceSession.create(ctsBytes!, opts);
-      const base = await ort.InferenceSession.create(baseBytes!, opts);
-      return { ort, cts, base, provider };
-    } catch (e) {
-      errors.push(`${provider}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-  throw new Error(`no execution provider could run the model (${errors.join('; ')})`);
+/** Load options of every model: WebGPU first unless `?provider=` forces one (the library falls back to wasm). */
+function loadOptions(externalData?: LoadOptions['externalData']): LoadOptions {
+  const forced = params.get('provider');
+  const provider: Provider = forced === 'wasm' || forced === 'webgpu' ? forced : 'webgpu';
+  return { provider, worker: page.worker, onFallback: (m) => page.fallbacks.push(m), ...(externalData ? { externalData } : {}) };
 }
 
-/** The image's pixels at the model size: scaled to cover it and centre-cropped (an image of exactly that size is copied as is). */
-async function pixelsOf(blob: Blob, h: number, w: number): Promise<ImageData> {
-  const bmp = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-  const s = Math.min(bmp.width / w, bmp.height / h);
-  const sw = w * s, sh = h * s;
-  const c = document.createElement('canvas');
-  c.width = w;
-  c.height = h;
-  const ctx = c.getContext('2d', { willReadFrequently: true })!;
-  ctx.imageSmoothingQuality = 'high';
-  ctx.drawImage(bmp, (bmp.width - sw) / 2, (bmp.height - sh) / 2, sw, sh, 0, 0, w, h);
-  bmp.close();
-  return ctx.getImageData(0, 0, w, h);
+/** The last path segment of a URL: the name an ONNX model uses for external data beside it. */
+function baseName(url: string): string {
+  return new URL(url, location.href).pathname.split('/').pop() || url;
 }
 
-function rgbOf(img: ImageData): Uint8Array {
-  const n = img.width * img.height, rgb = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) for (let k = 0; k < 3; k++) rgb[i * 3 + k] = img.data[i * 4 + k]!;
-  return rgb;
+/** The shipped pair (CTS and no sharing, one weights file), named by models/manifest.json. */
+async function shippedModels(): Promise<Models> {
+  const r = await fetch('models/manifest.json');
+  if (!r.ok) throw new Error(`cannot load models/manifest.json: HTTP ${r.status}`);
+  const m = (await r.json()) as Manifest;
+  const externalData = [{ path: m.weights.file, data: `models/${m.weights.file}` }];
+  const cts = await Segmenter.load(`models/${m.cts.file}`, loadOptions(externalData));
+  const baseline = await Segmenter.load(`models/${m.baseline.file}`, loadOptions(externalData));
+  return { name: `models/${m.cts.file}`, cts, baseline, note: `${m.weights.dtype} weights` };
 }
 
-async function runTimed(s: Ort.InferenceSession, feeds: Record<string, Ort.Tensor>): Promise<{ out: Ort.InferenceSession.ReturnType; ms: number }> {
-  const out = await s.run(feeds); // the first run also warms up (kernel selection, buffers)
-  const times: number[] = [];
-  for (let i = 0; i < TIMED_RUNS; i++) {
-    const t0 = performance.now();
-    await s.run(feeds);
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return { out, ms: times[Math.floor(times.length / 2)]! };
+/** `?model=URL` (and `&data=URL` for its external data). */
+async function urlModel(url: string): Promise<Models> {
+  const data = params.get('data');
+  const cts = await Segmenter.load(url, loadOptions(data ? [{ path: baseName(data), data }] : undefined));
+  return { name: url, cts };
+}
+
+/** Files from the picker: one model (.onnx or .safetensors), the others its external data (by file name). */
+async function fileModel(files: File[]): Promise<Models> {
+  const model = files.find((f) => /\.(onnx|safetensors)$/i.test(f.name)) ?? files[0]!;
+  const rest = files.filter((f) => f !== model);
+  const externalData = rest.length ? await Promise.all(rest.map(async (f) => ({ path: f.name, data: new Uint8Array(await f.arrayBuffer()) }))) : undefined;
+  return { name: model.name, cts: await Segmenter.load(model, loadOptions(externalData)) };
 }
 
 function draw(id: string, img: ImageData): void {
@@ -140,89 +119,134 @@ function draw(id: string, img: ImageData): void {
   c.getContext('2d')!.putImageData(img, 0, 0);
 }
 
-function paint(classMap: Uint8Array, palette: Manifest['palette'], w: number, h: number, under?: ImageData): ImageData {
-  const out = new ImageData(w, h);
-  for (let i = 0; i < w * h; i++) {
-    const col = palette[classMap[i]!] ?? [0, 0, 0];
-    for (let k = 0; k < 3; k++) out.data[i * 4 + k] = under ? Math.round(0.5 * under.data[i * 4 + k]! + 0.5 * col[k]!) : col[k]!;
-    out.data[i * 4 + 3] = 255;
-  }
-  return out;
+function clear(id: string): void {
+  const c = $<HTMLCanvasElement>(id);
+  c.getContext('2d')!.clearRect(0, 0, c.width, c.height);
 }
 
-/** The input dimmed, shared superpatches tinted and outlined: where the ViT saw one token for four patches. */
-function sharedView(img: ImageData, mask: Uint8Array, sp: number): ImageData {
-  const { width: w, height: h } = img;
-  const sw = w / sp, out = new ImageData(w, h);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const i = y * w + x;
-    const shared = mask[Math.floor(y / sp) * sw + Math.floor(x / sp)] === 1;
-    const edge = shared && (x % sp === 0 || y % sp === 0 || x % sp === sp - 1 || y % sp === sp - 1);
-    const tint: [number, number, number] = edge ? [255, 140, 0] : shared ? [255, 170, 40] : [255, 255, 255];
-    const a = edge ? 1 : shared ? 0.45 : 0.35;
-    for (let k = 0; k < 3; k++) out.data[i * 4 + k] = Math.round((1 - a) * img.data[i * 4 + k]! + a * tint[k]!);
-    out.data[i * 4 + 3] = 255;
-  }
-  return out;
+/** The input as the browser shows it (display only: the Segmenter reads the pixels itself). */
+async function drawInput(blob: Blob): Promise<void> {
+  const bmp = await createImageBitmap(blob);
+  const c = $<HTMLCanvasElement>('view-input');
+  c.width = bmp.width;
+  c.height = bmp.height;
+  c.getContext('2d')!.drawImage(bmp, 0, 0);
+  bmp.close();
 }
 
-async function main(): Promise<void> {
-  const m = (await (await fetch('models/manifest.json')).json()) as Manifest;
-  const [h, w] = m.size;
-  $('model').textContent = `${m.classes.length} classes, ${h}x${w}, ${m.cts.numShared} of ${(h / m.superpatch) * (w / m.superpatch)} superpatches shared, ${m.weights.dtype} weights`;
-  $('tok-cts').textContent = String(m.cts.numTokens);
-  $('tok-base').textContent = String(m.baseline.numTokens);
-  $('legend').replaceChildren(...m.classes.map((c, i) => {
+/** Segments once with pictures (this also warms the session up), then times TIMED_RUNS more calls: median inference ms. */
+async function timedSegment(seg: Segmenter, blob: Blob): Promise<{ r: SegmentResult; ms: number }> {
+  const r = await seg.segment(blob, { pictures: true });
+  const times: number[] = [];
+  for (let i = 0; i < TIMED_RUNS; i++) times.push((await seg.segment(blob)).timings.inference);
+  times.sort((a, b) => a - b);
+  return { r, ms: times[Math.floor(times.length / 2)]! };
+}
+
+function describeModel(info: ModelInfo, note?: string): string {
+  const [h, w] = info.window;
+  const sharing = info.numShared ? `${info.numShared} superpatches shared per window` : 'no sharing';
+  return [`${info.classes.length} classes`, `${h}x${w} window`, sharing, ...(note ? [note] : [])].join(', ');
+}
+
+function showModel(m: Models): void {
+  const { info } = m.cts;
+  page.model = m.name;
+  page.provider = info.provider;
+  document.body.dataset.provider = info.provider;
+  $('provider').textContent = page.worker ? `${info.provider} (worker)` : info.provider;
+  $('provider').title = page.fallbacks.length ? `not used: ${page.fallbacks.join('; ')}` : '';
+  $('model').textContent = describeModel(info, m.note);
+  $('model').title = m.name;
+  $('legend').replaceChildren(...info.classes.map((c, i) => {
     const li = document.createElement('li');
     const sw = document.createElement('i');
-    sw.style.background = `rgb(${m.palette[i]!.join(',')})`;
+    sw.style.background = `rgb(${(info.palette[i] ?? [0, 0, 0]).join(',')})`;
     li.append(sw, c);
     return li;
   }));
-  const { ort, cts, base, provider } = await createSessions(m);
-  page.provider = provider;
-  document.body.dataset.provider = provider;
-  $('provider').textContent = provider;
-  if (page.fallbacks?.length) $('provider').title = `not used: ${page.fallbacks.join('; ')}`;
+  for (const id of ['tok-cts', 'tok-base', 'ms-cts', 'ms-base', 'speedup']) $(id).textContent = '–';
+  for (const id of ['view-seg', 'view-overlay', 'view-shared', 'view-base']) clear(id);
+}
+
+function showResult(m: Models, a: { r: SegmentResult; ms: number }, b?: { r: SegmentResult; ms: number }): void {
+  const { r } = a;
+  const pics = r.pictures!;
+  draw('view-seg', toImageData(pics.mask));
+  draw('view-overlay', toImageData(pics.overlay));
+  draw('view-shared', toImageData(pics.shared));
+  if (b) draw('view-base', toImageData(b.r.pictures!.mask));
+  const superpatches = r.tokens.patches / 4;
+  const windows = r.tokens.windows > 1 ? ` in each of ${r.tokens.windows} windows` : '';
+  $('shared-caption').textContent = `shared tokens: ${r.tokens.shared} of ${superpatches} superpatches${windows}`;
+  $('tok-cts').textContent = String(r.tokens.tokens);
+  $('ms-cts').textContent = `${a.ms.toFixed(1)} ms`;
+  $('tok-base').textContent = b ? String(b.r.tokens.tokens) : '–';
+  $('ms-base').textContent = b ? `${b.ms.toFixed(1)} ms` : '–';
+  $('speedup').textContent = b ? `${(b.ms / a.ms).toFixed(2)}x` : '–';
+  Object.assign(page, {
+    width: r.width, height: r.height, classMap: r.classMap, maskShared: r.maskShared, msCts: a.ms,
+    baselineClassMap: b?.r.classMap, msBaseline: b?.ms,
+  });
+  setState('done', `done (${m.cts.info.provider}${page.worker ? ', worker' : ''})`);
+}
+
+let models: Models | undefined;
+let lastImage: Blob | undefined;
+let busy = false;
+
+/** Runs one step at a time (loading a model, segmenting an image); clicks during a step are ignored. */
+async function exclusive(step: () => Promise<void>): Promise<void> {
+  if (busy) return;
+  busy = true;
+  try {
+    await step();
+  } catch (e) {
+    fail(e);
+  } finally {
+    busy = false;
+  }
+}
+
+async function segment(blob: Blob): Promise<void> {
+  if (!models) return;
+  lastImage = blob;
+  setState('running', 'segmenting…');
+  await drawInput(blob);
+  const a = await timedSegment(models.cts, blob);
+  const b = models.baseline ? await timedSegment(models.baseline, blob) : undefined;
+  showResult(models, a, b);
+}
+
+async function open(load: () => Promise<Models>): Promise<void> {
+  setState('loading', 'loading the model…');
+  const old = models;
+  models = undefined;
+  await Promise.all([old?.cts.dispose(), old?.baseline?.dispose()]);
+  page.fallbacks = [];
+  models = await load();
+  showModel(models);
   setState('ready', 'ready');
+}
 
-  let busy = false;
-  const segment = async (blob: Blob) => {
-    if (busy) return;
-    busy = true;
-    try {
-      setState('running', 'segmenting…');
-      const img = await pixelsOf(blob, h, w);
-      draw('view-input', img);
-      const input = new ort.Tensor('uint8', rgbOf(img), [1, h, w, 3]);
-      const a = await runTimed(cts, { input });
-      const b = await runTimed(base, { input });
-      const classMap = a.out.class_map!.data as Uint8Array, mask = a.out.mask_shared!.data as Uint8Array;
-      const baseMap = b.out.class_map!.data as Uint8Array;
-      draw('view-seg', paint(classMap, m.palette, w, h));
-      draw('view-overlay', paint(classMap, m.palette, w, h, img));
-      draw('view-shared', sharedView(img, mask, m.superpatch));
-      draw('view-base', paint(baseMap, m.palette, w, h));
-      const shared = mask.reduce((s, v) => s + v, 0);
-      $('shared-caption').textContent = `shared tokens: ${shared} of ${mask.length} superpatches`;
-      $('ms-cts').textContent = `${a.ms.toFixed(1)} ms`;
-      $('ms-base').textContent = `${b.ms.toFixed(1)} ms`;
-      $('speedup').textContent = `${(b.ms / a.ms).toFixed(2)}x`;
-      Object.assign(page, { width: w, height: h, classMap, maskShared: mask, baselineClassMap: baseMap, msCts: a.ms, msBaseline: b.ms });
-      setState('done', `done (${provider})`);
-    } catch (e) {
-      page.error = e instanceof Error ? e.message : String(e);
-      setState('error', `error: ${page.error}`);
-    } finally {
-      busy = false;
-    }
-  };
+async function sampleBlob(): Promise<Blob> {
+  const r = await fetch(SAMPLE);
+  if (!r.ok) throw new Error(`cannot load ${SAMPLE}: HTTP ${r.status}`);
+  return r.blob();
+}
 
-  const sample = async () => segment(await (await fetch(m.sample)).blob());
-  $('sample').addEventListener('click', () => void sample());
+function wire(): void {
+  $('sample').addEventListener('click', () => void exclusive(async () => segment(await sampleBlob())));
   $<HTMLInputElement>('file').addEventListener('change', (e) => {
     const f = (e.target as HTMLInputElement).files?.[0];
-    if (f) void segment(f);
+    if (f) void exclusive(() => segment(f));
+  });
+  $<HTMLInputElement>('model-file').addEventListener('change', (e) => {
+    const files = [...((e.target as HTMLInputElement).files ?? [])];
+    if (files.length) void exclusive(async () => {
+      await open(() => fileModel(files));
+      await segment(lastImage ?? (await sampleBlob()));
+    });
   });
   const drop = $('drop');
   drop.addEventListener('dragover', (e) => {
@@ -234,12 +258,13 @@ async function main(): Promise<void> {
     e.preventDefault();
     drop.classList.remove('over');
     const f = e.dataTransfer?.files[0];
-    if (f) void segment(f);
+    if (f) void exclusive(() => segment(f));
   });
-  await sample();
 }
 
-main().catch((e: unknown) => {
-  page.error = e instanceof Error ? e.message : String(e);
-  setState('error', `error: ${page.error}`);
+wire();
+void exclusive(async () => {
+  const url = params.get('model');
+  await open(url ? () => urlModel(url) : shippedModels);
+  await segment(await sampleBlob());
 });
