@@ -112,7 +112,7 @@ export class Segmenter implements ImagePredictor {
     const img = await this.decode(image);
     const tDecoded = now();
     const pred = await this.predict(img, {
-      mode: o.mode ?? 'sliding', sharedFraction: true, ...(o.probabilities ? { probabilities: true } : {}),
+      mode: o.mode ?? 'sliding', sharedFraction: true, ...(o.probabilities ? { probabilities: true } : {}), ...(o.flip ? { flip: true } : {}),
       ...(o.windowStride !== undefined ? { windowStride: o.windowStride } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}),
     });
     const inference = this.takeInferenceMs();
@@ -142,12 +142,8 @@ export class Segmenter implements ImagePredictor {
     }
     const protocol = o.protocol ?? this.protocol;
     const runner = await this.runnerFor(o.mode === 'single' ? 1 : maxWindows(img, protocol, !!o.multiscale, [wh, ww], stride));
-    return predictImage(this.timed(runner), img, {
-      stride, normalization: this.normalization, protocol, multiscale: !!o.multiscale,
-      ...(o.label ? { label: o.label } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}),
-      ...(o.sharedFraction ? { sharedFraction: true } : {}), ...(o.probabilities ? { probabilities: true } : {}),
-      ...(o.mode ? { mode: o.mode } : {}),
-    });
+    const { windowStride: _, ...rest } = o;
+    return predictImage(this.timed(runner), img, { ...rest, stride, normalization: this.normalization, protocol });
   }
 
   /** Frees the model's sessions; the Segmenter cannot be used afterwards. */

@@ -18,6 +18,8 @@ export interface LoadOptions {
   policy?: PolicyMethod;
   /** Arithmetic precision (default fp32). */
   precision?: Precision;
+  /** Sliding-window size in pixels (checkpoints only; default the training crop; the positional embedding is resized). */
+  windowSize?: number;
   /** Windows per model call (default 4, clamped to the windows an image needs). */
   windowBatch?: number;
   /** Intra-op threads (Node; default: ONNX Runtime's choice). */
@@ -45,6 +47,8 @@ export interface SegmentOptions {
   mode?: SegmentMode;
   /** Sliding-window stride in pixels (default: the model's, else the window size). */
   windowStride?: number;
+  /** Also run the mirrored image and average the two views' probabilities (the official flip test-time augmentation). */
+  flip?: boolean;
   /** Also return class probabilities [K, height, width] (memory: 4 K bytes per pixel). */
   probabilities?: boolean;
   /** Also return the coloured mask, the overlay and the shared-token picture. */

@@ -56,12 +56,13 @@ export function keepRatioSize(h: number, w: number, scale: [number, number]): [n
  * The views of an h x w image (spec §6.1/§6.3): with a dataset resize (resizeShort, maxLong) each
  * ratio r scales img_scale to (int(maxLong*r), int(resizeShort*r)) and applies the keep-ratio rule;
  * without one (img_scale None in mmseg) the image itself is scaled by r. Single scale is ratio 1
- * without flip; multi-scale is every ratio, unflipped then flipped. Views whose short side ends up
+ * without flip (with `flip`, also its mirror image, as the official `inference` with a flipped copy);
+ * multi-scale is every ratio, unflipped then flipped. Views whose short side ends up
  * below the window are upsampled later by the sliding window (the faithful < 1 ratio quirk).
  */
-export function evalViews(h: number, w: number, protocol: Pick<EvalProtocol, 'resizeShort' | 'maxLong'>, multiscale: boolean): ViewSpec[] {
+export function evalViews(h: number, w: number, protocol: Pick<EvalProtocol, 'resizeShort' | 'maxLong'>, multiscale: boolean, flip = false): ViewSpec[] {
   const ratios = multiscale ? MULTISCALE_RATIOS : [1];
-  const flips = multiscale ? [false, true] : [false];
+  const flips = multiscale || flip ? [false, true] : [false];
   const views: ViewSpec[] = [];
   for (const r of ratios) {
     let size: [number, number];
@@ -104,6 +105,8 @@ export interface PredictOptions {
    */
   protocol?: Pick<EvalProtocol, 'resizeShort' | 'maxLong'>;
   multiscale?: boolean;
+  /** Also run the mirrored image and average the two views' probabilities (single scale). */
+  flip?: boolean;
   /** Ground truth at original size, for the oracle policy. */
   label?: LabelMap;
   /** Base seed of the random policy (each view and window derives its own). */
@@ -143,7 +146,7 @@ export async function predictImage(predictor: WindowRunner, img: RGBImage, o: Pr
   if (mode !== 'sliding' && mode !== 'single') throw new CtsError(`unknown prediction mode '${String(mode)}' (expected sliding or single)`);
   if (mode === 'single' && o.multiscale) throw new CtsError('single-window prediction has one view; it cannot be multi-scale');
   const [wh, ww] = predictor.crop;
-  const views = mode === 'single' ? [{ ratio: 1, height: wh, width: ww, flip: false }] : evalViews(H, W, o.protocol ?? {}, !!o.multiscale);
+  const views = mode === 'single' ? [{ ratio: 1, height: wh, width: ww, flip: false }] : evalViews(H, W, o.protocol ?? {}, !!o.multiscale, !!o.flip);
   // a view of exactly the window size gets one window whatever the stride; this one is always valid
   const stride = mode === 'single' ? Math.min(wh, ww) : o.stride;
   const merger = new ViewMerger(H, W, { probabilities: !!o.probabilities });
@@ -179,6 +182,8 @@ export interface ImagePredictOptions {
   /** Dataset resize rule (empty = use the image as is). */
   protocol?: Pick<EvalProtocol, 'resizeShort' | 'maxLong'>;
   multiscale?: boolean;
+  /** Also run the mirrored image and average the two views' probabilities (single scale). */
+  flip?: boolean;
   /** Ground truth at the image's size, for the oracle policy. */
   label?: LabelMap;
   /** Sliding-window stride (default: the predictor's). */
