@@ -9,7 +9,7 @@ import { segmenterSpec } from '../models/segmenter.js';
 import { initSegmenterWeights } from '../models/init.js';
 import { initPolicyNet } from '../models/policynet.js';
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
-import { sharedForReduction, type TokenBudget } from '../cts/budget.js';
+import { sharedForReduction } from '../cts/budget.js';
 import { createRng } from '../base/rng.js';
 
 /** The model, crop, budgets and input of a benchmark. Sizes are (height, width). */
@@ -141,15 +141,6 @@ export async function benchInput(o: BenchModelOptions, size: [number, number], b
   for (let c = 0; c < 3; c++) for (let k = 0; k < h * w; k++) data[c * h * w + k] = (rgb[k * 3 + c]! - 127.5) / 127.5;
   for (let b = 1; b < batch; b++) data.copyWithin(b * per, 0, per);
   return { dtype: 'float32', shape: [batch, 3, h, w], data };
-}
-
-/** The no-sharing budget: any multiple of the patch size. */
-export function plainBudget(h: number, w: number, patch: number): TokenBudget {
-  if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0 && h % patch === 0 && w % patch === 0)) {
-    throw new CtsError(`image size ${h}x${w} must be a positive multiple of the patch size ${patch}`);
-  }
-  const gh = h / patch, gw = w / patch;
-  return { gh, gw, sh: Math.floor(gh / 2), sw: Math.floor(gw / 2), numShared: 0, numNotShared: gh * gw, numTokens: gh * gw, reduction: 0 };
 }
 
 /** The sweep's token reductions (spec §9.2: the paper's 30% and 44% points, plus 15%). */

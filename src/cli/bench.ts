@@ -12,6 +12,7 @@ import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { formatResult, formatSweep, type ComparedResult } from '../bench/report.js';
 import type { Provider } from '../runtime/session.js';
 import { tokenBudget } from '../cts/budget.js';
+import { resolveSharing } from '../cts/spec.js';
 import { action, nonNegInt, posInt } from './util.js';
 
 interface BenchOpts {
@@ -85,12 +86,15 @@ async function pytorchArgs(bo: BenchOptions, budgets: number[], threads: number)
   };
 }
 
-/** A CTS checkpoint is timed at its own budget unless told otherwise (0 for a baseline, or at another crop). */
+/**
+ * A checkpoint is timed at its own budget unless told otherwise, by resolveSharing's rules (at another
+ * crop, the stored token reduction). Its policy does not matter: the protocol times the policy network
+ * (random weights where the checkpoint has none), which is what an oracle or random policy stands for.
+ */
 async function checkpointBudget(file: string | undefined, size: [number, number] | undefined): Promise<number> {
   if (!file) return 0;
   const ck = await loadCheckpoint(file);
-  const sameCrop = !size || (size[0] === ck.cropSize[0] && size[1] === ck.cropSize[1]);
-  return ck.cts.policy === 'policy_net' && sameCrop ? ck.cts.numShared : 0;
+  return resolveSharing(ck.cts, {}, { size: size ?? ck.cropSize, patchSize: ck.config.patch_size, storedSize: ck.cropSize }).numShared;
 }
 
 function parseProvider(v: string): Provider {
@@ -158,7 +162,7 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
     throw new CtsError('with --checkpoint, --sweep and --reduction need --image-size (the budgets depend on the crop)');
   }
   // impossible budgets fail here, before any model is built (a checkpoint's crop is checked on load)
-  if (!o.checkpoint) for (const S of budgets) if (S > 0) tokenBudget(h, w, patch, S);
+  if (!o.checkpoint) for (const S of budgets) tokenBudget(h, w, patch, S);
   const pg = progress();
   const bo: BenchOptions = {
     ...(o.backbone !== undefined ? { backbone: o.backbone } : {}),

@@ -8,7 +8,8 @@ import { segmenterSpec } from '../models/segmenter.js';
 import { policyNetParamCount } from '../models/policynet.js';
 import { tokenBudget } from '../cts/budget.js';
 import { parseImageSize, sweepBudgets } from '../bench/setup.js';
-import { fmtGmac, segmenterMacs, toGmac } from '../bench/macs.js';
+import { fmtGmac, toGmac } from '../graph/macs.js';
+import { segmenterMacs } from '../cts/macs.js';
 import { action, nonNegInt, posInt } from './util.js';
 
 interface InfoOpts {
