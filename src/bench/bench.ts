@@ -7,6 +7,7 @@
 import os from 'node:os';
 import { Graph, reduceSum } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
+import { parseProvider } from '../runtime/providers.js';
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
 import { constantParams } from '../nn/params.js';
@@ -17,9 +18,6 @@ import { toGmac } from '../graph/macs.js';
 import { segmenterMacs, type SegmenterMacs } from '../cts/macs.js';
 import { machineInfo, peakRssMb, physicalCores, timeStats, type MachineInfo, type TimeStats } from './machine.js';
 import { benchInput, loadBenchModel, type BenchModel, type BenchModelOptions } from './setup.js';
-
-/** Execution providers the benchmark accepts. */
-export const BENCH_PROVIDERS: readonly Provider[] = ['cpu', 'webgpu'];
 
 /** Options of runBench. Sizes are (height, width). */
 export interface BenchOptions extends BenchModelOptions {
@@ -216,8 +214,7 @@ async function timeRoundRobin(pts: Point[], kind: 'session' | 'policySession', o
 /** Validates the numeric options and fills defaults. */
 function resolve(o: BenchOptions) {
   const batch = o.batch ?? 32, warmup = o.warmup ?? 50, iters = o.iters ?? 100;
-  const provider = o.provider ?? 'cpu';
-  if (!BENCH_PROVIDERS.includes(provider)) throw new CtsError(`unknown provider '${provider}': expected ${BENCH_PROVIDERS.join(' or ')}`);
+  const provider = parseProvider(o.provider ?? 'cpu', 'node');
   for (const [k, v, min] of [['batch', batch, 1], ['warmup', warmup, 0], ['iters', iters, 1]] as const) {
     if (!Number.isInteger(v) || v < min) throw new CtsError(`--${k} must be an integer >= ${min}, got ${v}`);
   }

@@ -12,8 +12,10 @@ import { DATASETS, isDatasetName } from '../data/datasets.js';
 import { createPredictor, predictImage } from '../eval/evaluate.js';
 import { createProgress } from '../eval/report.js';
 import { colorize, overlay, sharedView } from '../eval/visualize.js';
-import { parsePolicy, parseProvider } from './eval.js';
-import { action, nonNegInt, posInt } from './util.js';
+import { parsePolicy } from '../cts/spec.js';
+import { parseProvider } from '../runtime/providers.js';
+import { action, posInt } from './util.js';
+import { checkpointOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
 
 interface InferOpts {
   checkpoint: string;
@@ -28,19 +30,19 @@ interface InferOpts {
 
 /** Registers the `infer` command. */
 export function registerInfer(program: Command): void {
-  program
+  const cmd = program
     .command('infer')
     .description('segment images: writes <stem>_mask.png (class colours), <stem>_overlay.png (image + mask, 50/50) and <stem>_shared.png (shared-token regions) per image')
-    .argument('<images...>', 'image files (PNG/JPEG/WebP/TIFF), any size')
-    .requiredOption('--checkpoint <file>', 'model checkpoint (.safetensors)')
-    .requiredOption('--out <dir>', 'output directory (created if missing)')
-    .option('--policy <name>', 'token-sharing policy: no_sharing, policy_net or random (default: the checkpoint\'s; oracle needs labels and is not available here)')
-    .option('--num-shared <S>', 'shared superpatches per window (default: the checkpoint\'s)', nonNegInt('--num-shared'))
-    .option('--window-stride <n>', 'sliding-window stride (default: the stride of the checkpoint\'s dataset, else the window size)', posInt('--window-stride'))
-    .option('--window-batch <n>', 'windows per model call', posInt('--window-batch'), 4)
-    .option('--seed <n>', 'seed of the random policy', nonNegInt('--seed'), 0)
-    .option('--provider <name>', 'execution provider: cpu or webgpu (falls back to cpu with a message)', 'cpu')
-    .action(action(runInfer));
+    .argument('<images...>', 'image files (PNG/JPEG/WebP/TIFF), any size');
+  checkpointOption(cmd, { required: true });
+  outOption(cmd, 'output directory (created if missing)', { required: true });
+  policyOption(cmd, { note: 'default: the checkpoint\'s; oracle needs labels and is not available here' });
+  numSharedOption(cmd, { note: 'per window; default: the checkpoint\'s' });
+  windowStrideOption(cmd, { note: 'default: the stride of the checkpoint\'s dataset, else the window size' });
+  cmd.option('--window-batch <n>', 'windows per model call', posInt('--window-batch'), 4);
+  seedOption(cmd, { note: 'of the random policy', default: 0 });
+  providerOption(cmd, { note: 'falls back to cpu with a message' });
+  cmd.action(action(runInfer));
 }
 
 async function runInfer(images: string[], o: InferOpts): Promise<void> {

@@ -102,11 +102,11 @@ export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Pr
   let params: Map<string, HostTensor>, state: Map<string, HostTensor>, policy: Map<string, HostTensor> | undefined;
   let run: RunState = { step: 0, config: cfg as unknown as Record<string, unknown>, seconds: 0 };
   const latest = await latestRunCheckpoint(out);
-  if (latest && o.resume === false) throw new CtsError(`${out} already holds a run (${latest}); resume it or choose another --out-dir`);
+  if (latest && o.resume === false) throw new CtsError(`${out} already holds a run (${latest}); resume it or choose another --out`);
   if (latest) {
     const ck = await loadRunCheckpoint(latest);
     const diff = Object.keys({ ...cfg, ...ck.state.config }).filter((k) => !RESUMABLE.has(k) && JSON.stringify((cfg as Record<string, unknown>)[k]) !== JSON.stringify(ck.state.config[k]));
-    if (diff.length) throw new CtsError(`cannot resume ${latest}: the configuration differs in ${diff.join(', ')} (use another --out-dir for a new run)`);
+    if (diff.length) throw new CtsError(`cannot resume ${latest}: the configuration differs in ${diff.join(', ')} (use another --out for a new run)`);
     run = ck.state;
     cts = ck.model.cts;
     params = new Map([...segmenterSpec(model).keys()].map((k) => [k, ck.model.weights.get(k)!]));
