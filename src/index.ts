@@ -38,7 +38,8 @@ export * from './cts/segmenter.js';
 export * from './cts/forward.js';
 export { runBench, type BenchOptions, type BenchResult } from './bench/bench.js';
 export { sweepBudgets, budgetForReduction } from './bench/setup.js';
-export { segmenterMacs, countMacs, nodeMacs, type SegmenterMacs, type MacCount } from './bench/macs.js';
+export { countMacs, nodeMacs, type MacCount } from './graph/macs.js';
+export { segmenterMacs, type SegmenterMacs } from './cts/macs.js';
 export { DataLoader, deriveSeed, type Batch, type DataLoaderOptions, type DatasetRef, type IterateOptions, type LoaderAugment } from './data/loader.js';
 export {
   augmentPolicy, augmentTrain, POLICY_CROP, preprocessEval, TRAIN_AUGMENT, trainAugmentOptions,

@@ -68,23 +68,25 @@ export class Segmenter implements ImagePredictor {
   }
 
   private static async fromCheckpoint(ckpt: ModelCheckpoint, o: LoadOptions): Promise<Segmenter> {
-    const sharing: SharingSpec = predictorSharing(ckpt, o);
+    const window: [number, number] = o.windowSize ? [o.windowSize, o.windowSize] : ckpt.cropSize;
+    const sharing: SharingSpec = predictorSharing(ckpt, o, window);
     const make = (batch: number) => Predictor.create(ckpt, {
-      sharing, batch, ...(o.provider ? { provider: o.provider as Provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
+      sharing, batch, crop: window, ...(o.provider ? { provider: o.provider as Provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
     });
     // compile once up front: load() is where errors and the provider fallback message belong
     const first = await make(1);
     const info: ModelInfo = {
-      format: 'checkpoint', classes: ckpt.classes, palette: ckpt.palette, window: ckpt.cropSize,
-      windowStride: defaultStride(ckpt.dataset, ckpt.cropSize), policy: sharing.policy, numShared: sharing.numShared,
+      format: 'checkpoint', classes: ckpt.classes, palette: ckpt.palette, window,
+      windowStride: defaultStride(ckpt.dataset, window), policy: sharing.policy, numShared: sharing.numShared,
       precision: 'fp32', provider: first.provider, ...(ckpt.dataset ? { dataset: ckpt.dataset } : {}),
     };
-    const seg = new Segmenter(info, ckpt.normalization, first.budget, defaultProtocol(ckpt.dataset, ckpt.cropSize), o.windowBatch ?? DEFAULT_WINDOW_BATCH, o.maxPixels ?? DEFAULT_MAX_PIXELS, make);
+    const seg = new Segmenter(info, ckpt.normalization, first.budget, defaultProtocol(ckpt.dataset, window), o.windowBatch ?? DEFAULT_WINDOW_BATCH, o.maxPixels ?? DEFAULT_MAX_PIXELS, make);
     seg.runners.set(1, Promise.resolve(first));
     return seg;
   }
 
   private static async fromExport(bytes: Uint8Array, name: string, o: LoadOptions): Promise<Segmenter> {
+    if (o.windowSize !== undefined) throw new CtsError(`${name} is an export with a fixed window; windowSize applies to checkpoints`);
     if (o.numShared !== undefined || o.policy !== undefined) {
       throw new CtsError(`${name} is an export with its sharing built in; numShared and policy apply to checkpoints (re-export with \`cts-seg export --num-shared S\`)`);
     }
@@ -239,6 +241,7 @@ function maxWindows(img: RGBImage, protocol: Pick<EvalProtocol, 'resizeShort' | 
 function checkLoadOptions(o: LoadOptions): void {
   if (o.precision !== undefined && o.precision !== 'fp32') throw new CtsError(`precision '${String(o.precision)}' is not available; expected fp32`);
   if (o.windowBatch !== undefined && !(Number.isInteger(o.windowBatch) && o.windowBatch > 0)) throw new CtsError(`windowBatch must be a positive integer, got ${o.windowBatch}`);
+  if (o.windowSize !== undefined && !(Number.isInteger(o.windowSize) && o.windowSize > 0)) throw new CtsError(`windowSize must be a positive integer, got ${o.windowSize}`);
   if (o.maxPixels !== undefined && !(Number.isInteger(o.maxPixels) && o.maxPixels > 0)) throw new CtsError(`maxPixels must be a positive integer, got ${o.maxPixels}`);
   if (o.worker) throw new CtsError('worker: true runs inference in a Web Worker and is available in the browser build (cts-seg/web) only');
 }

@@ -7,18 +7,17 @@
 import os from 'node:os';
 import { Graph, reduceSum } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
+import { parseProvider } from '../runtime/providers.js';
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
 import { constantParams } from '../nn/params.js';
 import { buildPolicyNet } from '../models/policynet.js';
 import { buildCtsSegmenterMicroBatched, defaultMicroBatch, prefixed } from '../cts/segmenter.js';
-import { tokenBudget, type TokenBudget } from '../cts/budget.js';
-import { segmenterMacs, toGmac, type SegmenterMacs } from './macs.js';
+import type { TokenBudget } from '../cts/budget.js';
+import { toGmac } from '../graph/macs.js';
+import { segmenterMacs, type SegmenterMacs } from '../cts/macs.js';
 import { machineInfo, peakRssMb, physicalCores, timeStats, type MachineInfo, type TimeStats } from './machine.js';
-import { benchInput, loadBenchModel, plainBudget, type BenchModel, type BenchModelOptions } from './setup.js';
-
-/** Execution providers the benchmark accepts. */
-export const BENCH_PROVIDERS: readonly Provider[] = ['cpu', 'webgpu'];
+import { benchInput, loadBenchModel, type BenchModel, type BenchModelOptions } from './setup.js';
 
 /** Options of runBench. Sizes are (height, width). */
 export interface BenchOptions extends BenchModelOptions {
@@ -215,8 +214,7 @@ async function timeRoundRobin(pts: Point[], kind: 'session' | 'policySession', o
 /** Validates the numeric options and fills defaults. */
 function resolve(o: BenchOptions) {
   const batch = o.batch ?? 32, warmup = o.warmup ?? 50, iters = o.iters ?? 100;
-  const provider = o.provider ?? 'cpu';
-  if (!BENCH_PROVIDERS.includes(provider)) throw new CtsError(`unknown provider '${provider}': expected ${BENCH_PROVIDERS.join(' or ')}`);
+  const provider = parseProvider(o.provider ?? 'cpu', 'node');
   for (const [k, v, min] of [['batch', batch, 1], ['warmup', warmup, 0], ['iters', iters, 1]] as const) {
     if (!Number.isInteger(v) || v < min) throw new CtsError(`--${k} must be an integer >= ${min}, got ${v}`);
   }
@@ -232,11 +230,15 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchResult[]> {
   const model = await loadBenchModel(o);
   const { config } = model;
   const [h, w] = model.size;
+  // the timed crop is whole patches, as in the paper's protocol: a padded crop would time (and count
+  // GMACs and tokens of) pixels that the image does not have
+  const patch = config.patch_size;
+  if (!(h > 0 && w > 0 && h % patch === 0 && w % patch === 0)) throw new CtsError(`image size ${h}x${w} must be a positive multiple of the patch size ${patch}`);
   const microBatch = Math.min(r.microBatch ?? defaultMicroBatch(config, h, w, r.batch), r.batch);
   const points: Point[] = (o.numShared ?? [0]).map((S) => {
     // validates the budget before any compilation: impossible budgets fail fast with the rule
-    const budget = S > 0 ? tokenBudget(h, w, config.patch_size, S) : plainBudget(h, w, config.patch_size);
     const macs = segmenterMacs(config, { size: [h, w], numShared: S, ...(model.policyWidth !== undefined ? { policyWidth: model.policyWidth } : {}) });
+    const budget = macs.budget;
     return { label: `S=${S}`, budget, macs, times: [], policyTimes: [], companionTimes: [], companionPolicyTimes: [] };
   });
   const feeds = { input: await benchInput(o, model.size, r.batch) };

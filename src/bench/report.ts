@@ -2,7 +2,7 @@
 // next to cts-seg's numbers when the comparison ran.
 import type { BenchResult, CompanionResult } from './bench.js';
 import type { PytorchInfo } from './pytorch.js';
-import { fmtGmac } from './macs.js';
+import { fmtGmac } from '../graph/macs.js';
 
 /** A cts-seg result with its optional PyTorch counterpart (same settings, same run). */
 export interface ComparedResult extends BenchResult {

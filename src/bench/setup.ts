@@ -1,5 +1,4 @@
-// What a benchmark run is made of, before any timing: the crop and budget arguments (with the
-// paper's exact budgets), the model (preset with seeded random weights, or a checkpoint) and the
+// What a benchmark run is made of, before any timing: the budgets (with the paper's exact ones), the model (preset with seeded random weights, or a checkpoint) and the
 // input batch (one image repeated, ViT-normalised).
 import sharp from 'sharp';
 import { CtsError } from '../base/errors.js';
@@ -9,7 +8,7 @@ import { segmenterSpec } from '../models/segmenter.js';
 import { initSegmenterWeights } from '../models/init.js';
 import { initPolicyNet } from '../models/policynet.js';
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
-import { sharedForReduction, type TokenBudget } from '../cts/budget.js';
+import { sharedForReduction } from '../cts/budget.js';
 import { createRng } from '../base/rng.js';
 
 /** The model, crop, budgets and input of a benchmark. Sizes are (height, width). */
@@ -44,15 +43,6 @@ export interface BenchModel {
   source: string;
 }
 
-/** Parses "512" or "512x768" (height x width). */
-export function parseImageSize(s: string): [number, number] {
-  const m = /^(\d+)(?:x(\d+))?$/.exec(s.trim());
-  if (!m) throw new CtsError(`image size '${s}' must be N or HxW, e.g. 512 or 512x1024`);
-  const h = Number(m[1]), w = Number(m[2] ?? m[1]);
-  if (h <= 0 || w <= 0) throw new CtsError(`image size '${s}' must be positive`);
-  return [h, w];
-}
-
 /**
  * The budgets the paper's code uses (spec §3.5), by patch count and nominal reduction: S there is
  * not always round(r * Nb / 3) (ADE20K's "30%" is 103 of 256 superpatches, not 102).
@@ -69,15 +59,6 @@ export function budgetForReduction(h: number, w: number, patch: number, r: numbe
   const nb = (h / patch) * (w / patch);
   const paper = PAPER_BUDGETS.find((b) => b.nb === nb && Math.abs(b.r - r) < 1e-9);
   return paper ? paper.S : sharedForReduction(h, w, patch, r);
-}
-
-/** Parses a reduction given as a fraction (0.3) or a percentage ("30%", or 30). */
-export function parseReduction(r: string): number {
-  let v = Number(r.trim().replace(/%$/, ''));
-  if (!Number.isFinite(v) || v < 0) throw new CtsError(`reduction '${r}' must be a non-negative number such as 0.3 or 30%`);
-  if (v > 1 || r.trim().endsWith('%')) v /= 100;
-  if (v > 0.75) throw new CtsError(`reduction '${r}' is impossible: sharing every superpatch removes at most 75% of the tokens`);
-  return v;
 }
 
 /** The model to time: a checkpoint's, or a preset at the crop with seeded random weights. */
@@ -141,15 +122,6 @@ export async function benchInput(o: BenchModelOptions, size: [number, number], b
   for (let c = 0; c < 3; c++) for (let k = 0; k < h * w; k++) data[c * h * w + k] = (rgb[k * 3 + c]! - 127.5) / 127.5;
   for (let b = 1; b < batch; b++) data.copyWithin(b * per, 0, per);
   return { dtype: 'float32', shape: [batch, 3, h, w], data };
-}
-
-/** The no-sharing budget: any multiple of the patch size. */
-export function plainBudget(h: number, w: number, patch: number): TokenBudget {
-  if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0 && h % patch === 0 && w % patch === 0)) {
-    throw new CtsError(`image size ${h}x${w} must be a positive multiple of the patch size ${patch}`);
-  }
-  const gh = h / patch, gw = w / patch;
-  return { gh, gw, sh: Math.floor(gh / 2), sw: Math.floor(gw / 2), numShared: 0, numNotShared: gh * gw, numTokens: gh * gw, reduction: 0 };
 }
 
 /** The sweep's token reductions (spec §9.2: the paper's 30% and 44% points, plus 15%). */

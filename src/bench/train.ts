@@ -48,7 +48,8 @@ export interface TrainBenchResult {
 export async function benchTrainStep(o: TrainBenchOptions): Promise<TrainBenchResult> {
   const size = o.imageSize, b = o.batch;
   const config = createSegmenterConfig(o.backbone, { n_cls: o.classes, image_size: size, decoder: o.decoder });
-  const cts = o.numShared > 0 ? { policy: 'policy_net' as const, numShared: o.numShared } : { policy: 'no_sharing' as const, numShared: 0 };
+  // the step resolves the sharing: S = 0 is the plain Segmenter
+  const cts = { policy: 'policy_net' as const, numShared: o.numShared };
   const t0 = Date.now();
   const step = await TrainStep.create({
     config, batch: b, crop: [size, size], optimizer: SGD_DEFAULTS, cts,
@@ -57,7 +58,7 @@ export async function benchTrainStep(o: TrainBenchOptions): Promise<TrainBenchRe
   const compile = (Date.now() - t0) / 1000;
   let params: Map<string, HostTensor> = initSegmenterWeights(segmenterSpec(config), 0);
   let state: Map<string, HostTensor> = initState(SGD_DEFAULTS, step.spec);
-  const policy = o.numShared > 0 ? new Map([...initPolicyNet(0)].map(([k, v]) => [`policy_net.${k}`, v])) : undefined;
+  const policy = step.policySpec.size > 0 ? new Map([...initPolicyNet(0)].map(([k, v]) => [`policy_net.${k}`, v])) : undefined;
   const r = createRng(1);
   const images = Float32Array.from({ length: b * 3 * size * size }, () => r.uniform() * 2 - 1);
   const labels = Uint8Array.from({ length: b * size * size }, () => Math.floor(r.uniform() * o.classes));

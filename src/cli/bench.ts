@@ -3,8 +3,8 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CtsError } from '../base/errors.js';
-import { BENCH_PROVIDERS, runBench, type BenchOptions, type BenchProgress } from '../bench/bench.js';
-import { budgetForReduction, parseImageSize, parseReduction, sweepBudgets, SWEEP_REDUCTIONS } from '../bench/setup.js';
+import { runBench, type BenchOptions, type BenchProgress } from '../bench/bench.js';
+import { budgetForReduction, sweepBudgets, SWEEP_REDUCTIONS } from '../bench/setup.js';
 import { findTorchPython, parsePytorchMalloc, PytorchServer, type PytorchArgs } from '../bench/pytorch.js';
 import { physicalCores } from '../bench/machine.js';
 import { createSegmenterConfig } from '../models/config.js';
@@ -12,21 +12,23 @@ import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { formatResult, formatSweep, type ComparedResult } from '../bench/report.js';
 import type { Provider } from '../runtime/session.js';
 import { tokenBudget } from '../cts/budget.js';
+import { resolveSharing } from '../cts/spec.js';
 import { action, nonNegInt, posInt } from './util.js';
+import { checkpointOption, cropSizeOption, numSharedOption, policyWidthOption, providerOption, reductionOption, threadsOption } from './options.js';
 
 interface BenchOpts {
   backbone?: string;
   decoder?: string;
-  imageSize?: string;
+  cropSize?: [number, number];
   classes?: number;
   numShared?: number;
-  reduction?: string;
+  reduction?: number;
   batch: number;
   warmup: number;
   iters: number;
-  provider: string;
+  provider: Provider;
   threads?: number;
-  policyWidth?: string;
+  policyWidth?: number;
   checkpoint?: string;
   image?: string;
   json?: boolean;
@@ -41,23 +43,25 @@ interface BenchOpts {
 
 /** Registers the `bench` command. */
 export function registerBench(program: Command): void {
-  program
+  const cmd = program
     .command('bench')
     .description('throughput benchmark (paper protocol: one image repeated to the batch at the crop size, forward only, policy net included and timed alone, warm-up, timed iterations); prints images/s, ms per batch, tokens and GMACs per image')
     .option('--backbone <name>', 'vit-ti, vit-s, vit-b or vit-l (default vit-s; not with --checkpoint)')
-    .option('--decoder <name>', 'mask_transformer or linear (default mask_transformer; not with --checkpoint)')
-    .option('--image-size <N|HxW>', 'crop size in pixels, a multiple of 32 with sharing (default 512, or the checkpoint\'s crop)')
-    .option('--classes <K>', 'number of classes (default 150; not with --checkpoint)', posInt('--classes'))
-    .option('--num-shared <S>', 'shared superpatches per image (default 0: no sharing; with --checkpoint, the budget it was trained with); the policy network runs inside the timed forward', nonNegInt('--num-shared'))
-    .option('--reduction <r>', 'token reduction instead of --num-shared, as 0.3 or 30% (the paper\'s S where it has one: 103 at 512, 336 for 44% at 768)')
+    .option('--decoder <name>', 'mask_transformer or linear (default mask_transformer; not with --checkpoint)');
+  cropSizeOption(cmd, { note: 'a multiple of 32 with sharing; default 512, or the checkpoint\'s crop', aliases: ['--image-size'] });
+  cmd.option('--classes <K>', 'number of classes (default 150; not with --checkpoint)', posInt('--classes'));
+  numSharedOption(cmd, { note: 'default 0; with --checkpoint, its own budget (at another crop, the same token reduction); the policy network runs inside the timed forward' });
+  reductionOption(cmd, { note: 'instead of --num-shared; the paper\'s S where it has one: 103 at 512, 336 for 44% at 768' });
+  cmd
     .option('--batch <B>', 'images per forward (the paper: 32)', posInt('--batch'), 32)
     .option('--micro-batch <n>', 'images per micro-batch inside the graph: the batch runs as a sequence of smaller pieces whose activations stay in cache (default 2 where one image\'s attention maps reach 16 MB, e.g. ViT-S at 512x512, else the whole batch; --micro-batch equal to --batch runs it in one piece)', posInt('--micro-batch'))
     .option('--warmup <N>', 'untimed warm-up iterations', nonNegInt('--warmup'), 50)
-    .option('--iters <N>', 'timed iterations', posInt('--iters'), 100)
-    .option('--provider <name>', 'execution provider: cpu or webgpu (no fallback: an unavailable provider is an error)', 'cpu')
-    .option('--threads <N>', 'intra-op threads (default: the physical core count); PyTorch gets the same', posInt('--threads'))
-    .option('--policy-width <w>', 'width multiplier of the EfficientNet-Lite0 policy network (default 1, the paper\'s; e.g. 0.5 for a lighter one)')
-    .option('--checkpoint <file>', 'time this model (.safetensors checkpoint) instead of random weights')
+    .option('--iters <N>', 'timed iterations', posInt('--iters'), 100);
+  providerOption(cmd, { note: 'no fallback: an unavailable provider is an error' });
+  threadsOption(cmd, { note: 'default: the physical core count; PyTorch gets the same' });
+  policyWidthOption(cmd, { note: 'default 1, or the checkpoint\'s' });
+  checkpointOption(cmd, { note: 'time this model instead of random weights' });
+  cmd
     .option('--image <file>', 'image to repeat over the batch, resized to the crop (default: a synthetic image)')
     .option('--sweep', `time the ${SWEEP_REDUCTIONS.map((r) => `${r * 100}%`).join('/')} token budgets in one run (iterations interleaved round-robin) and print a table`)
     .option('--fetch-logits', 'copy the full logits [B,K,H,W] into a JS buffer every iteration, as a Predictor user gets them (default: they stay in ORT memory and a per-image sum is fetched, like PyTorch\'s model(x) output)')
@@ -85,24 +89,15 @@ async function pytorchArgs(bo: BenchOptions, budgets: number[], threads: number)
   };
 }
 
-/** A CTS checkpoint is timed at its own budget unless told otherwise (0 for a baseline, or at another crop). */
+/**
+ * A checkpoint is timed at its own budget unless told otherwise, by resolveSharing's rules (at another
+ * crop, the stored token reduction). Its policy does not matter: the protocol times the policy network
+ * (random weights where the checkpoint has none), which is what an oracle or random policy stands for.
+ */
 async function checkpointBudget(file: string | undefined, size: [number, number] | undefined): Promise<number> {
   if (!file) return 0;
   const ck = await loadCheckpoint(file);
-  const sameCrop = !size || (size[0] === ck.cropSize[0] && size[1] === ck.cropSize[1]);
-  return ck.cts.policy === 'policy_net' && sameCrop ? ck.cts.numShared : 0;
-}
-
-function parseProvider(v: string): Provider {
-  if (!(BENCH_PROVIDERS as readonly string[]).includes(v)) throw new CtsError(`unknown provider '${v}': expected ${BENCH_PROVIDERS.join(' or ')}`);
-  return v as Provider;
-}
-
-function parseWidth(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const w = Number(v);
-  if (!(w > 0 && w <= 4)) throw new CtsError(`--policy-width must be a number in (0, 4], got '${v}'`);
-  return w;
+  return resolveSharing(ck.cts, {}, { size: size ?? ck.cropSize, patchSize: ck.config.patch_size, storedSize: ck.cropSize }).numShared;
 }
 
 /** Progress on stderr: a bar on a TTY, else a line per phase and every 10 iterations. */
@@ -139,26 +134,26 @@ function progress(): { on: (e: BenchProgress) => void; stop: () => void; log: (l
 }
 
 async function runBenchCommand(o: BenchOpts): Promise<void> {
-  const provider = parseProvider(o.provider);
+  const provider = o.provider;
   if (o.decoder !== undefined && o.decoder !== 'mask_transformer' && o.decoder !== 'linear') {
     throw new CtsError(`--decoder must be mask_transformer or linear, got '${o.decoder}'`);
   }
   if (o.numShared !== undefined && o.reduction !== undefined) throw new CtsError('give --num-shared or --reduction, not both');
   if (o.sweep && (o.numShared !== undefined || o.reduction !== undefined)) throw new CtsError('--sweep times its own budgets; leave out --num-shared and --reduction');
-  const size = o.imageSize !== undefined ? parseImageSize(o.imageSize) : undefined;
+  const size = o.cropSize;
   const patch = 16;
   // with a checkpoint the crop (and so the budgets) are known only after loading; presets use 512
   const [h, w] = size ?? [512, 512];
   let budgets: number[];
   if (o.sweep) budgets = sweepBudgets(h, w, patch);
-  else if (o.reduction !== undefined) budgets = [budgetForReduction(h, w, patch, parseReduction(o.reduction))];
+  else if (o.reduction !== undefined) budgets = [budgetForReduction(h, w, patch, o.reduction)];
   else if (o.numShared !== undefined) budgets = [o.numShared];
   else budgets = [await checkpointBudget(o.checkpoint, size)];
   if (o.checkpoint && !size && (o.sweep || o.reduction !== undefined)) {
-    throw new CtsError('with --checkpoint, --sweep and --reduction need --image-size (the budgets depend on the crop)');
+    throw new CtsError('with --checkpoint, --sweep and --reduction need --crop-size (the budgets depend on the crop)');
   }
   // impossible budgets fail here, before any model is built (a checkpoint's crop is checked on load)
-  if (!o.checkpoint) for (const S of budgets) if (S > 0) tokenBudget(h, w, patch, S);
+  if (!o.checkpoint) for (const S of budgets) tokenBudget(h, w, patch, S);
   const pg = progress();
   const bo: BenchOptions = {
     ...(o.backbone !== undefined ? { backbone: o.backbone } : {}),
@@ -171,7 +166,7 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
     iters: o.iters,
     provider,
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.policyWidth !== undefined ? { policyWidth: parseWidth(o.policyWidth)! } : {}),
+    ...(o.policyWidth !== undefined ? { policyWidth: o.policyWidth } : {}),
     ...(o.checkpoint !== undefined ? { checkpoint: o.checkpoint } : {}),
     ...(o.image !== undefined ? { image: o.image } : {}),
     ...(o.sequential ? { sequential: true } : {}),

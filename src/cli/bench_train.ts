@@ -5,22 +5,25 @@ import { BACKBONE_ALIASES } from '../models/config.js';
 import { parsePytorchMalloc } from '../bench/pytorch.js';
 import { CtsError } from '../base/errors.js';
 import { action, nonNegInt, posInt } from './util.js';
+import { cropSizeOption, numSharedOption, threadsOption } from './options.js';
 
 /** Registers `bench-train`. */
 export function registerBenchTrain(program: Command): void {
-  program
+  const cmd = program
     .command('bench-train')
     .description('time one Segmenter training step (forward + backward + SGD update), optionally against PyTorch in the same run')
     .option('--backbone <name>', 'vit-ti, vit-s, vit-b, vit-l', 'vit-s')
-    .option('--decoder <kind>', 'mask_transformer or linear', 'mask_transformer')
-    .option('--image-size <px>', 'square crop in pixels', posInt('--image-size'), 512)
+    .option('--decoder <kind>', 'mask_transformer or linear', 'mask_transformer');
+  cropSizeOption(cmd, { square: true, default: 512, aliases: ['--image-size'] });
+  cmd
     .option('--classes <k>', 'number of classes', posInt('--classes'), 150)
     .option('--batch <n>', 'images per step', posInt('--batch'), 2)
     .option('--warmup <n>', 'untimed steps first', nonNegInt('--warmup'), 2)
-    .option('--steps <n>', 'timed steps', posInt('--steps'), 10)
-    .option('--num-shared <S>', 'shared superpatches (policy net in the graph)', nonNegInt('--num-shared'), 0)
-    .option('--no-stochastic', 'without decoder dropout and drop-path (what the PyTorch reference model has)')
-    .option('--threads <n>', 'intra-op threads for both frameworks', posInt('--threads'))
+    .option('--steps <n>', 'timed steps', posInt('--steps'), 10);
+  numSharedOption(cmd, { note: 'the policy network in the graph', default: 0 });
+  cmd.option('--no-stochastic', 'without decoder dropout and drop-path (what the PyTorch reference model has)');
+  threadsOption(cmd, { note: 'for both frameworks' });
+  cmd
     .option('--rss-every <n>', 'print resident memory every n steps (memory-flatness check)', posInt('--rss-every'))
     .option('--compare-pytorch', 'alternate each step with one of bench/pytorch_train_step.py (needs python3-torch) and print the ratio')
     .option('--pytorch-malloc <mode>', 'PyTorch\'s allocator for --compare-pytorch: default (the stock environment) or tuned (glibc keeps freed memory instead of re-faulting it every step)', 'default')
@@ -30,7 +33,7 @@ export function registerBenchTrain(program: Command): void {
       if (!BACKBONE_ALIASES[backbone] && !backbone.startsWith('vit_')) throw new CtsError(`unknown backbone '${backbone}': expected vit-ti, vit-s, vit-b or vit-l`);
       if (o.decoder !== 'mask_transformer' && o.decoder !== 'linear') throw new CtsError(`--decoder must be mask_transformer or linear, got '${o.decoder}'`);
       const opts: TrainBenchOptions = {
-        backbone, decoder: o.decoder, imageSize: o.imageSize as number, classes: o.classes as number, batch: o.batch as number,
+        backbone, decoder: o.decoder, imageSize: o.cropSize as number, classes: o.classes as number, batch: o.batch as number,
         warmup: o.warmup as number, steps: o.steps as number, numShared: o.numShared as number, stochastic: o.stochastic !== false,
         ...(o.threads ? { threads: o.threads as number } : {}),
         ...(o.rssEvery ? { every: o.rssEvery as number, onRss: (s: number, mb: number) => process.stderr.write(`step ${s}: rss ${mb.toFixed(0)} MB\n`) } : {}),

@@ -3,12 +3,14 @@
 import type { Command } from 'commander';
 import { CtsError } from '../base/errors.js';
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
-import { type PolicyMethod } from '../cts/spec.js';
+import { parsePolicy } from '../cts/spec.js';
+import { parseProvider } from '../runtime/providers.js';
 import { openDataset } from '../data/datasets.js';
 import { evalViews, evaluateDataset } from '../eval/evaluate.js';
 import { Segmenter } from '../api/segmenter.js';
 import { createProgress, reportMarkdown, writeReport } from '../eval/report.js';
-import { action, nonNegInt, posInt } from './util.js';
+import { action, posInt } from './util.js';
+import { checkpointOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
 
 /** Options of `eval` as commander parses them. */
 interface EvalOpts {
@@ -27,41 +29,27 @@ interface EvalOpts {
   provider: string;
 }
 
-/** The policy names the CLI accepts. */
-export const POLICIES: readonly PolicyMethod[] = ['no_sharing', 'policy_net', 'oracle', 'random'];
-
-/** Validates a --policy value. */
-export function parsePolicy(v: string | undefined): PolicyMethod | undefined {
-  if (v === undefined) return undefined;
-  if (!(POLICIES as readonly string[]).includes(v)) throw new CtsError(`--policy must be one of ${POLICIES.join(', ')}, got '${v}'`);
-  return v as PolicyMethod;
-}
-
-/** Validates a --provider value. */
-export function parseProvider(v: string): 'cpu' | 'webgpu' {
-  if (v !== 'cpu' && v !== 'webgpu') throw new CtsError(`--provider must be cpu or webgpu, got '${v}'`);
-  return v;
-}
-
 /** Registers the `eval` command. */
 export function registerEval(program: Command): void {
-  program
+  const cmd = program
     .command('eval')
-    .description('evaluate a checkpoint on a dataset split (mIoU, mAcc, aAcc) with the official sliding-window protocol; writes metrics.json and metrics.md')
-    .requiredOption('--checkpoint <file>', 'model checkpoint (.safetensors from cts-seg train/init, or an official-named state dict)')
+    .description('evaluate a checkpoint on a dataset split (mIoU, mAcc, aAcc) with the official sliding-window protocol; writes metrics.json and metrics.md');
+  checkpointOption(cmd, { required: true });
+  cmd
     .requiredOption('--dataset <name>', 'dataset: ade20k, pcontext, cityscapes, camvid or folder')
     .requiredOption('--data-root <dir>', 'dataset folder (as prepared by `cts-seg prepare`, or the CamVid/folder dataset directory)')
     .option('--split <name>', 'split to evaluate', 'val')
-    .option('--multiscale', 'multi-scale + flip: ratios 0.5-1.75 of the dataset scale, each with and without horizontal flip (12 views, softmax-averaged)')
-    .option('--window-stride <n>', 'sliding-window stride in pixels (default: the dataset protocol\'s stride, at most the window)', posInt('--window-stride'))
+    .option('--multiscale', 'multi-scale + flip: ratios 0.5-1.75 of the dataset scale, each with and without horizontal flip (12 views, softmax-averaged)');
+  windowStrideOption(cmd, { note: 'default: the dataset protocol\'s stride, at most the window' });
+  cmd
     .option('--window-batch <n>', 'windows per model call', posInt('--window-batch'), 4)
-    .option('--limit <n>', 'evaluate only the first N images of the split (sorted by id)', posInt('--limit'))
-    .option('--policy <name>', 'token-sharing policy: no_sharing, policy_net, oracle (ground-truth uniform superpatches) or random (default: the checkpoint\'s)')
-    .option('--num-shared <S>', 'shared superpatches per window (default: the checkpoint\'s)', nonNegInt('--num-shared'))
-    .option('--seed <n>', 'seed of the random policy', nonNegInt('--seed'), 0)
-    .option('--out <dir>', 'output directory for metrics.json and metrics.md (default: runs/eval-<dataset>-<split>)')
-    .option('--provider <name>', 'execution provider: cpu or webgpu (falls back to cpu with a message)', 'cpu')
-    .action(action(runEval));
+    .option('--limit <n>', 'evaluate only the first N images of the split (sorted by id)', posInt('--limit'));
+  policyOption(cmd, { note: 'default: the checkpoint\'s' });
+  numSharedOption(cmd, { note: 'per window; default: the checkpoint\'s' });
+  seedOption(cmd, { note: 'of the random policy', default: 0 });
+  outOption(cmd, 'output directory for metrics.json and metrics.md (default: runs/eval-<dataset>-<split>)');
+  providerOption(cmd, { note: 'falls back to cpu with a message' });
+  cmd.action(action(runEval));
 }
 
 async function runEval(o: EvalOpts): Promise<void> {

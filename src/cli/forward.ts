@@ -11,7 +11,9 @@ import { CtsError } from '../base/errors.js';
 import { inferSegmenterConfig } from '../models/weights.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { segmenterForward } from '../cts/forward.js';
+import type { Provider } from '../runtime/providers.js';
 import { action, nonNegInt, posInt } from './util.js';
+import { numSharedOption, outOption, providerOption } from './options.js';
 
 interface ForwardOpts {
   weights: string;
@@ -22,30 +24,31 @@ interface ForwardOpts {
   numNotShared?: number;
   encoderHeads?: number;
   decoderHeads?: number;
-  provider: 'cpu' | 'webgpu';
+  provider: Provider;
   intermediates?: boolean;
 }
 
 /** Registers the `forward` command. */
 export function registerForward(program: Command): void {
-  program
+  const cmd = program
     .command('forward')
     .description('run one forward pass of a Segmenter (+CTS) from weights in the official PyTorch naming; writes logits.npy (and mask_shared.npy)')
     .requiredOption('--weights <file>', 'model weights (.safetensors, official state-dict names); width, depth, classes, patch size and grid are read off the tensor shapes')
     .requiredOption('--input <file>', 'normalised input batch (.npy, float32 [B,3,H,W])')
-    .requiredOption('--out <dir>', 'output directory (created if missing)')
-    .option('--policy-logits <file>', 'policy logits (.npy, float32 [B,2,H/32,W/32]); the top --num-shared superpatches by softmax p(share) are shared')
-    .option('--num-shared <S>', 'shared superpatches per image (needs --policy-logits); default 0 = no sharing', nonNegInt('--num-shared'))
+    .option('--policy-logits <file>', 'policy logits (.npy, float32 [B,2,H/32,W/32]); the top --num-shared superpatches by softmax p(share) are shared');
+  outOption(cmd, 'output directory (created if missing)', { required: true });
+  numSharedOption(cmd, { note: 'needs --policy-logits; default 0' });
+  cmd
     .option('--num-not-shared <N1>', 'optional check: patches that keep their own token; must equal H/16*W/16 - 4*S', nonNegInt('--num-not-shared'))
     .option('--encoder-heads <n>', 'encoder attention heads, where not d_model/64 (default: from the file metadata, else d_model/64)', posInt('--encoder-heads'))
     .option('--decoder-heads <n>', 'decoder attention heads, where not d_model/64 (default: from the file metadata, else d_model/64)', posInt('--decoder-heads'))
-    .option('--provider <name>', 'execution provider: cpu or webgpu (falls back to cpu with a message)', 'cpu')
+  providerOption(cmd, { note: 'falls back to cpu with a message' });
+  cmd
     .option('--intermediates', 'also write tokens_embedded, encoder_out, decoder_masks_tokens, decoder_masks_grid (and mask_scale1, policy_code)')
     .action(action(runForward));
 }
 
 async function runForward(o: ForwardOpts): Promise<void> {
-  if (o.provider !== 'cpu' && o.provider !== 'webgpu') throw new CtsError(`--provider must be cpu or webgpu, got '${o.provider}'`);
   const { tensors, metadata } = await readSafetensors(o.weights);
   const input = await readNpy(o.input);
   const config = inferSegmenterConfig(tensors, {

@@ -11,10 +11,12 @@ import { describeFsError } from '../io/fs.node.js';
 import { parsePolicy } from '../cts/spec.js';
 import { parseProvider } from '../runtime/providers.js';
 import { writePng } from '../data/image.js';
+import { writeNpy } from '../io/npy.js';
 import { createProgress } from '../eval/report.js';
 import { DEFAULT_WINDOW_BATCH, Segmenter } from '../api/segmenter.js';
 import { DEFAULT_MAX_PIXELS } from '../api/platform.js';
-import { action, nonNegInt, posInt } from './util.js';
+import { action, posInt } from './util.js';
+import { checkpointOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
 
 interface InferOpts {
   checkpoint: string;
@@ -23,6 +25,9 @@ interface InferOpts {
   numShared?: number;
   windowStride?: number;
   windowBatch: number;
+  windowSize?: number;
+  flip?: boolean;
+  saveProbabilities?: boolean;
   mode: string;
   maxPixels: number;
   seed: number;
@@ -31,21 +36,24 @@ interface InferOpts {
 
 /** Registers the `infer` command. */
 export function registerInfer(program: Command): void {
-  program
+  const cmd = program
     .command('infer')
     .description('segment images: writes <stem>_mask.png (class colours), <stem>_overlay.png (image + mask, 50/50) and <stem>_shared.png (shared-token regions) per image')
-    .argument('<images...>', 'image files (PNG/JPEG/WebP/TIFF/GIF/AVIF), any size')
-    .requiredOption('--checkpoint <file>', 'model: a checkpoint (.safetensors) or a cts-seg export (.onnx)')
-    .requiredOption('--out <dir>', 'output directory (created if missing)')
-    .option('--policy <name>', 'token-sharing policy: no_sharing, policy_net or random (default: the checkpoint\'s; oracle needs labels and is not available here)')
-    .option('--num-shared <S>', 'shared superpatches per window (default: the checkpoint\'s; 0 = no sharing)', nonNegInt('--num-shared'))
-    .option('--mode <mode>', 'sliding: the official protocol (short side resized to the window, sliding windows, merged, resized back); single: one pass on the image squeezed to the window', 'sliding')
-    .option('--window-stride <n>', 'sliding-window stride (default: the stride of the model\'s dataset, else the window size)', posInt('--window-stride'))
-    .option('--window-batch <n>', 'windows per model call (at most the windows an image needs)', posInt('--window-batch'), DEFAULT_WINDOW_BATCH)
-    .option('--max-pixels <n>', 'largest image accepted, in pixels (refused before decoding)', posInt('--max-pixels'), DEFAULT_MAX_PIXELS)
-    .option('--seed <n>', 'seed of the random policy', nonNegInt('--seed'), 0)
-    .option('--provider <name>', 'execution provider: cpu, webgpu or cuda (falls back to cpu with a message)', 'cpu')
-    .action(action(runInfer));
+    .argument('<images...>', 'image files (PNG/JPEG/WebP/TIFF/GIF/AVIF), any size');
+  checkpointOption(cmd, { required: true, note: 'or a cts-seg export (.onnx)' });
+  outOption(cmd, 'output directory (created if missing)', { required: true });
+  policyOption(cmd, { note: 'default: the checkpoint\'s; oracle needs labels and is not available here' });
+  numSharedOption(cmd, { note: 'per window; default: the checkpoint\'s' });
+  cmd.option('--mode <mode>', 'sliding: the official protocol (short side resized to the window, sliding windows, merged, resized back); single: one pass on the image squeezed to the window', 'sliding');
+  cmd.option('--window-size <px>', 'sliding-window size (checkpoints only; default: the training crop, the positional embedding is resized)', posInt('--window-size'));
+  windowStrideOption(cmd, { note: 'default: the stride of the model\'s dataset, else the window size' });
+  cmd.option('--window-batch <n>', 'windows per model call (at most the windows an image needs)', posInt('--window-batch'), DEFAULT_WINDOW_BATCH);
+  cmd.option('--flip', 'also segment the mirrored image and average the probabilities (the official flip augmentation)');
+  cmd.option('--save-probabilities', 'also write <stem>_probs.npy: float32 [K,H,W] class probabilities at the image size (4 K bytes per pixel)');
+  cmd.option('--max-pixels <n>', 'largest image accepted, in pixels (refused before decoding)', posInt('--max-pixels'), DEFAULT_MAX_PIXELS);
+  seedOption(cmd, { note: 'of the random policy', default: 0 });
+  providerOption(cmd, { note: 'falls back to cpu with a message' });
+  cmd.action(action(runInfer));
 }
 
 async function runInfer(images: string[], o: InferOpts): Promise<void> {
@@ -61,7 +69,7 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
     stems.set(s, p);
   }
   const seg = await Segmenter.load(o.checkpoint, {
-    provider, windowBatch: o.windowBatch, maxPixels: o.maxPixels, ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
+    provider, ...(o.windowSize !== undefined ? { windowSize: o.windowSize } : {}), windowBatch: o.windowBatch, maxPixels: o.maxPixels, ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
   });
   if (seg.info.policy === 'oracle') {
     await seg.dispose();
@@ -85,13 +93,15 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
     for (const [i, path] of images.entries()) {
       try {
         const r = await seg.segment(path, {
-          pictures: true, mode: o.mode, seed: o.seed + i * 10_000_000, ...(o.windowStride !== undefined ? { windowStride: o.windowStride } : {}),
+          pictures: true, mode: o.mode, seed: o.seed + i * 10_000_000, flip: !!o.flip, probabilities: !!o.saveProbabilities,
+          ...(o.windowStride !== undefined ? { windowStride: o.windowStride } : {}),
         });
         const stem = join(o.out, basename(path, extname(path)));
         const { mask, overlay, shared } = r.pictures!;
         await writePng(`${stem}_mask.png`, r.width, r.height, 3, mask.data);
         await writePng(`${stem}_overlay.png`, r.width, r.height, 3, overlay.data);
         await writePng(`${stem}_shared.png`, r.width, r.height, 3, shared.data);
+        if (r.probabilities) await writeNpy(`${stem}_probs.npy`, { dtype: 'float32', shape: [r.classes.length, r.height, r.width], data: r.probabilities });
       } catch (e) {
         if (!(e instanceof CtsError)) throw e;
         failed.push(path);
@@ -105,7 +115,7 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
     if (created && failed.length === images.length) await rm(o.out, { recursive: true, force: true });
   }
   const ok = images.length - failed.length;
-  process.stdout.write(`wrote ${ok * 3} files for ${ok} of ${images.length} images to ${o.out}\n`);
+  process.stdout.write(`wrote ${ok * (o.saveProbabilities ? 4 : 3)} files for ${ok} of ${images.length} images to ${o.out}\n`);
   if (failed.length) {
     process.stderr.write(`cts-seg: error: ${failed.length} of ${images.length} images failed: ${failed.join(', ')}\n`);
     process.exitCode = 1;

@@ -6,34 +6,36 @@ import { createSegmenterConfig, type SegmenterConfig } from '../models/config.js
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { policyNetParamCount } from '../models/policynet.js';
-import { tokenBudget } from '../cts/budget.js';
-import { parseImageSize, sweepBudgets } from '../bench/setup.js';
-import { fmtGmac, segmenterMacs, toGmac } from '../bench/macs.js';
-import { action, nonNegInt, posInt } from './util.js';
+import { sweepBudgets } from '../bench/setup.js';
+import { fmtGmac, toGmac } from '../graph/macs.js';
+import { segmenterMacs } from '../cts/macs.js';
+import { action, posInt } from './util.js';
+import { checkpointOption, cropSizeOption, numSharedOption, policyWidthOption } from './options.js';
 
 interface InfoOpts {
   backbone?: string;
   decoder?: string;
-  imageSize?: string;
+  cropSize?: [number, number];
   classes?: number;
   checkpoint?: string;
-  policyWidth?: string;
+  policyWidth?: number;
   numShared?: number;
   json?: boolean;
 }
 
 /** Registers the `info` command. */
 export function registerInfo(program: Command): void {
-  program
+  const cmd = program
     .command('info')
     .description('describe a model: configuration, parameter counts, token budgets at its crop and GMACs per image for each (no weights are needed for a preset)')
     .option('--backbone <name>', 'vit-ti, vit-s, vit-b or vit-l (default vit-s; not with --checkpoint)')
-    .option('--decoder <name>', 'mask_transformer or linear (default mask_transformer)')
-    .option('--image-size <N|HxW>', 'crop size (default 512, or the checkpoint\'s crop)')
-    .option('--classes <K>', 'number of classes (default 150)', posInt('--classes'))
-    .option('--checkpoint <file>', 'describe this checkpoint (.safetensors) instead of a preset')
-    .option('--policy-width <w>', 'policy network width multiplier (default 1, or the checkpoint\'s)')
-    .option('--num-shared <S>', 'also list this budget (besides the 0/15/30/44% ones)', nonNegInt('--num-shared'))
+    .option('--decoder <name>', 'mask_transformer or linear (default mask_transformer)');
+  cropSizeOption(cmd, { note: 'default 512, or the checkpoint\'s crop', aliases: ['--image-size'] });
+  cmd.option('--classes <K>', 'number of classes (default 150)', posInt('--classes'));
+  checkpointOption(cmd, { note: 'describe this checkpoint instead of a preset' });
+  policyWidthOption(cmd, { note: 'default 1, or the checkpoint\'s' });
+  numSharedOption(cmd, { note: 'also list this budget, besides the 0/15/30/44% ones' });
+  cmd
     .option('--json', 'print one JSON object')
     .action(action(runInfo));
 }
@@ -44,8 +46,7 @@ const count = (spec: Map<string, { shape: number[] }>, prefix: string) =>
 async function runInfo(o: InfoOpts): Promise<void> {
   let config: SegmenterConfig;
   let size: [number, number];
-  let policyWidth = o.policyWidth !== undefined ? Number(o.policyWidth) : undefined;
-  if (policyWidth !== undefined && !(policyWidth > 0 && policyWidth <= 4)) throw new CtsError(`--policy-width must be a number in (0, 4], got '${o.policyWidth}'`);
+  let policyWidth = o.policyWidth;
   let source: string;
   if (o.checkpoint) {
     for (const [flag, v] of [['--backbone', o.backbone], ['--decoder', o.decoder], ['--classes', o.classes]] as const) {
@@ -53,12 +54,12 @@ async function runInfo(o: InfoOpts): Promise<void> {
     }
     const ck = await loadCheckpoint(o.checkpoint);
     config = ck.config;
-    size = o.imageSize ? parseImageSize(o.imageSize) : ck.cropSize;
+    size = o.cropSize ?? ck.cropSize;
     policyWidth ??= ck.cts.policyWidth;
     source = `checkpoint ${o.checkpoint} (policy ${ck.cts.policy}, num_shared ${ck.cts.numShared}${ck.dataset ? `, dataset ${ck.dataset}` : ''})`;
   } else {
     if (o.decoder !== undefined && o.decoder !== 'mask_transformer' && o.decoder !== 'linear') throw new CtsError(`--decoder must be mask_transformer or linear, got '${o.decoder}'`);
-    size = o.imageSize ? parseImageSize(o.imageSize) : [512, 512];
+    size = o.cropSize ?? [512, 512];
     config = createSegmenterConfig(o.backbone ?? 'vit-s', {
       n_cls: o.classes ?? 150,
       decoder: o.decoder ?? 'mask_transformer',
@@ -72,14 +73,13 @@ async function runInfo(o: InfoOpts): Promise<void> {
   const list = shareable ? sweepBudgets(size[0], size[1], config.patch_size) : [0];
   if (o.numShared !== undefined && !list.includes(o.numShared)) list.push(o.numShared);
   const budgets = list.sort((a, b) => a - b).map((S) => {
-    const b = S > 0 ? tokenBudget(size[0], size[1], config.patch_size, S) : undefined;
     const m = segmenterMacs(config, { size, numShared: S, ...(policyWidth !== undefined ? { policyWidth } : {}) });
-    const g = toGmac;
+    const b = m.budget, g = toGmac;
     return {
       num_shared: S,
-      num_not_shared: b?.numNotShared ?? m.tokens,
+      num_not_shared: b.numNotShared,
       tokens_per_image: m.tokens,
-      reduction: b ? Math.round(b.reduction * 10000) / 10000 : 0,
+      reduction: Math.round(b.reduction * 10000) / 10000,
       gmacs: { total: g(m.total), encoder: g(m.encoder), decoder: g(m.decoder), policy: g(m.policy), upsample: g(m.upsample) },
     };
   });

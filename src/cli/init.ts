@@ -3,7 +3,7 @@
 // before any training.
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { CtsError } from '../base/errors.js';
 import { describeFsError } from '../io/fs.node.js';
 import { createSegmenterConfig } from '../models/config.js';
@@ -12,10 +12,11 @@ import { initSegmenterWeights } from '../models/init.js';
 import { initPolicyNet } from '../models/policynet.js';
 import { defaultPalette, VIT_NORMALIZATION, type ModelCheckpoint } from '../cts/checkpoint.js';
 import { saveCheckpoint } from '../cts/checkpoint.node.js';
-import { sharedForReduction, tokenBudget } from '../cts/budget.js';
+import { sharedForReduction } from '../cts/budget.js';
 import { DATASETS, isDatasetName } from '../data/datasets.js';
-import { parsePolicy } from './eval.js';
-import { action, nonNegInt, posInt } from './util.js';
+import { resolveSharing, type PolicyMethod } from '../cts/spec.js';
+import { action, posInt } from './util.js';
+import { cropSizeOption, numSharedOption, outOption, policyOption, policyWidthOption, reductionOption, seedOption } from './options.js';
 
 interface InitOpts {
   backbone: string;
@@ -23,7 +24,7 @@ interface InitOpts {
   classes?: number;
   cropSize?: number;
   decoder: string;
-  policy?: string;
+  policy?: PolicyMethod;
   numShared?: number;
   reduction?: number;
   policyWidth?: number;
@@ -37,35 +38,28 @@ interface InitOpts {
 
 const BACKBONES = ['vit-ti', 'vit-s', 'vit-b', 'vit-l', 'custom'];
 
-function positiveFloat(name: string) {
-  return (v: string): number => {
-    const x = Number(v);
-    if (!/^[0-9.eE+-]+$/.test(v) || !Number.isFinite(x) || x <= 0) throw new InvalidArgumentError(`${name} expects a positive number, got '${v}'`);
-    return x;
-  };
-}
-
 /** Registers the `init` command. */
 export function registerInit(program: Command): void {
-  program
+  const cmd = program
     .command('init')
     .description('write a randomly initialised checkpoint (for trying eval/infer/bench before training, or as a training start)')
     .requiredOption('--backbone <name>', `ViT size: ${BACKBONES.join(', ')} (custom needs --d-model, --depth, --heads)`)
     .option('--dataset <name>', 'take class names, palette and crop size from a built-in dataset (ade20k, pcontext, cityscapes, camvid)')
-    .option('--classes <n>', 'number of classes when no --dataset is given (generic names and palette)', posInt('--classes'))
-    .option('--crop-size <n>', 'training crop = sliding-window size in pixels (default: the dataset\'s, else 512)', posInt('--crop-size'))
-    .option('--decoder <name>', 'decoder: mask_transformer or linear', 'mask_transformer')
-    .option('--policy <name>', 'token-sharing policy: no_sharing, policy_net, oracle or random (default: policy_net when a budget is given, else no_sharing)')
-    .option('--num-shared <S>', 'shared superpatches per window (N1 = patches - 4S keep their own token)', nonNegInt('--num-shared'))
-    .option('--reduction <r>', 'token reduction in (0, 0.75] instead of --num-shared: S = round(r * patches / 3)', positiveFloat('--reduction'))
-    .option('--policy-width <w>', 'channel multiplier of the policy network (1 = EfficientNet-Lite0)', positiveFloat('--policy-width'))
-    .option('--seed <n>', 'initialisation seed', nonNegInt('--seed'), 0)
+    .option('--classes <n>', 'number of classes when no --dataset is given (generic names and palette)', posInt('--classes'));
+  cropSizeOption(cmd, { square: true, note: 'the training crop = sliding-window size; default: the dataset\'s, else 512', aliases: ['--image-size'] });
+  cmd.option('--decoder <name>', 'decoder: mask_transformer or linear', 'mask_transformer');
+  policyOption(cmd, { note: 'default: policy_net when a budget is given, else no_sharing' });
+  numSharedOption(cmd, { note: 'per window: N1 = patches - 4S keep their own token' });
+  reductionOption(cmd, { note: 'instead of --num-shared: S = round(r * patches / 3)' });
+  policyWidthOption(cmd);
+  seedOption(cmd, { note: 'of the initialisation', default: 0 });
+  cmd
     .option('--d-model <n>', 'custom backbone: token width', posInt('--d-model'))
     .option('--depth <n>', 'custom backbone: encoder layers', posInt('--depth'))
     .option('--heads <n>', 'custom backbone: attention heads (default d_model/64, at least 1)', posInt('--heads'))
-    .option('--decoder-layers <n>', 'mask-transformer decoder layers', posInt('--decoder-layers'), 2)
-    .requiredOption('--out <file>', 'checkpoint to write (.safetensors)')
-    .action(action(runInit));
+    .option('--decoder-layers <n>', 'mask-transformer decoder layers', posInt('--decoder-layers'), 2);
+  outOption(cmd, 'checkpoint to write (.safetensors)', { required: true });
+  cmd.action(action(runInit));
 }
 
 async function runInit(o: InitOpts): Promise<void> {
@@ -100,16 +94,10 @@ async function runInit(o: InitOpts): Promise<void> {
   }
   const config = createSegmenterConfig(o.backbone, { ...custom, n_cls: classes.length, image_size: crop, decoder: o.decoder, decoder_n_layers: o.decoderLayers });
   const patch = config.patch_size;
-  let S = o.numShared ?? (o.reduction !== undefined ? sharedForReduction(crop, crop, patch, o.reduction) : undefined);
-  const policy = parsePolicy(o.policy) ?? (S ? 'policy_net' : 'no_sharing');
-  if (policy === 'no_sharing') {
-    if (S) throw new CtsError(`--policy no_sharing conflicts with a budget of ${S} shared superpatches`);
-    S = 0;
-    if (crop % patch) throw new CtsError(`--crop-size ${crop} must be a multiple of the ${patch}px patch`);
-  } else {
-    if (!S) throw new CtsError(`the ${policy} policy needs a budget: --num-shared S (S > 0) or --reduction R`);
-    tokenBudget(crop, crop, patch, S);
-  }
+  if (crop % patch) throw new CtsError(`--crop-size ${crop} must be a multiple of the ${patch}px patch`);
+  const asked = o.numShared ?? (o.reduction !== undefined ? sharedForReduction(crop, crop, patch, o.reduction) : undefined);
+  // a new model stores no sharing; a budget alone asks for the policy network
+  const { policy, numShared: S } = resolveSharing({ policy: 'no_sharing', numShared: 0 }, { policy: o.policy ?? (asked ? 'policy_net' : undefined), numShared: asked }, { size: [crop, crop], patchSize: patch });
   if (o.policyWidth !== undefined && policy !== 'policy_net') throw new CtsError(`--policy-width applies to the policy_net policy only (policy is ${policy})`);
   const weights = initSegmenterWeights(segmenterSpec(config), o.seed);
   if (policy === 'policy_net') {

@@ -15,6 +15,7 @@ import { registerTrain } from './train.js';
 import { registerDemo } from './demo.js';
 import { registerBenchTrain } from './bench_train.js';
 import { registerExport } from './export.js';
+import { reportError } from './util.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
 
@@ -36,4 +37,9 @@ registerTrain(program);
 registerDemo(program);
 registerBenchTrain(program);
 registerExport(program);
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  // option parsers (cli/options.ts) throw CtsError while commander parses, before any action runs
+  if (!reportError(e)) throw e;
+}

@@ -20,20 +20,24 @@ export function posInt(name: string) {
 }
 
 /**
- * Runs a command action: expected failures (bad input, impossible budgets, missing files) print
- * one line `cts-seg: error: ...` and exit 1; anything else is a bug and keeps its stack trace.
+ * Reports an expected failure (bad input, impossible budgets, missing files) as one line
+ * `cts-seg: error: ...` with exit code 1 and returns true; anything else is a bug: false, and the
+ * caller rethrows it with its stack trace.
  */
+export function reportError(e: unknown): boolean {
+  if (!(e instanceof CtsError || e instanceof GraphError)) return false;
+  process.stderr.write(`cts-seg: error: ${e.message.split('\n')[0]}\n`);
+  process.exitCode = 1;
+  return true;
+}
+
+/** Runs a command action, reporting expected failures with reportError. */
 export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
   return async (...args: A): Promise<void> => {
     try {
       await fn(...args);
     } catch (e) {
-      if (e instanceof CtsError || e instanceof GraphError) {
-        process.stderr.write(`cts-seg: error: ${e.message.split('\n')[0]}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      throw e;
+      if (!reportError(e)) throw e;
     }
   };
 }

@@ -114,12 +114,7 @@ export function prefixed(p: ParamFn, prefix: string): ParamFn {
 export function buildCtsSegmenter(x: Value, p: ParamFn, cfg: SegmenterConfig, o: CtsBuildOptions = {}): CtsOutputs {
   const [, , h, w] = x.shape as [number, number, number, number];
   const S = o.numShared ?? 0;
-  if (S === 0 && o.numNotShared === undefined) {
-    // no sharing: the plain Segmenter (any input size), whatever the policy
-    const out = buildSegmenter(x, p, cfg, o);
-    const gh = Math.ceil(h / cfg.patch_size), gw = Math.ceil(w / cfg.patch_size);
-    return { ...out, budget: { gh, gw, sh: 0, sw: 0, numShared: 0, numNotShared: gh * gw, numTokens: gh * gw, reduction: 0 } };
-  }
+  // S = 0 (no sharing) is the plain Segmenter at any input size, whatever the policy
   const budget = tokenBudget(h, w, cfg.patch_size, S, o.numNotShared);
   if (budget.numShared === 0) return { ...buildSegmenter(x, p, cfg, o), budget };
   const policy = o.policy;

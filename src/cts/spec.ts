@@ -30,6 +30,8 @@ export interface SharingOverrides {
   policy?: PolicyMethod | undefined;
   numShared?: number | undefined;
   policyWidth?: number | undefined;
+  /** Patches keeping their own token N1, checked against a sharing budget (N1 + 4S = patches), as the official --num-tokens-notshared. */
+  numNotShared?: number | undefined;
 }
 
 /** The resolved sharing decision for one input size. */
@@ -44,8 +46,11 @@ export interface SharingSpec {
   budget: TokenBudget;
 }
 
-/** Parses a policy name (CtsError listing the valid ones). */
-export function parsePolicy(name: string): PolicyMethod {
+/** Parses a policy name (CtsError listing the valid ones); an option not given (undefined) stays undefined. */
+export function parsePolicy(name: string): PolicyMethod;
+export function parsePolicy(name: string | undefined): PolicyMethod | undefined;
+export function parsePolicy(name: string | undefined): PolicyMethod | undefined {
+  if (name === undefined) return undefined;
   if (!(POLICY_METHODS as readonly string[]).includes(name)) throw new CtsError(`unknown policy '${name}': expected ${POLICY_METHODS.join(', ')}`);
   return name as PolicyMethod;
 }
@@ -88,5 +93,7 @@ export function resolveSharing(stored: CtsSettings, overrides: SharingOverrides,
     throw new CtsError(`the policy_net policy needs policy-network weights (policy_net.*), which this model does not have; use no_sharing${o.policy ? '' : ` (the model's policy is ${stored.policy})`}`);
   }
   const policyWidth = o.policyWidth ?? stored.policyWidth;
-  return { policy, numShared, ...(policy === 'policy_net' && policyWidth !== undefined ? { policyWidth } : {}), budget: tokenBudget(h, w, patchSize, numShared) };
+  // N1 checks a sharing budget only: the plain Segmenter keeps every patch whatever N1 says
+  const budget = tokenBudget(h, w, patchSize, numShared, numShared > 0 ? o.numNotShared : undefined);
+  return { policy, numShared, ...(policy === 'policy_net' && policyWidth !== undefined ? { policyWidth } : {}), budget };
 }

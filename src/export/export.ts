@@ -11,6 +11,7 @@ import { constantParams } from '../nn/params.js';
 import type { ModelCheckpoint } from '../cts/checkpoint.js';
 import { buildCtsSegmenter, type PolicySource } from '../cts/segmenter.js';
 import type { TokenBudget } from '../cts/budget.js';
+import { resolveSharing, type PolicyMethod } from '../cts/spec.js';
 import { rgbInput } from './preprocess.js';
 import { BATCH_DIM, dynamicBatch } from './batch.js';
 
@@ -61,26 +62,37 @@ export interface ExportGraph {
   outputs: TensorSpec[];
 }
 
-/** Resolves the policy and budget that an export of `ckpt` will use (CtsError for impossible ones). */
-export function resolveExportPolicy(ckpt: ModelCheckpoint, o: ExportOptions): { policy: ExportPolicy; numShared: number } {
+/** The export's policies, in the order the CLI lists them. */
+export const EXPORT_POLICIES: readonly ExportPolicy[] = ['policy_net', 'no_sharing', 'policy_logits'];
+
+/**
+ * Resolves the policy and budget that an export of `ckpt` will use (CtsError for impossible ones),
+ * by resolveSharing's rules. `policy_logits` is the network's decision computed outside the graph:
+ * it resolves as policy_net, with the logits from an input instead of weights.
+ */
+export function resolveExportPolicy(ckpt: ModelCheckpoint, o: ExportOptions): { policy: ExportPolicy; numShared: number; budget: TokenBudget } {
+  if (o.policy !== undefined && !EXPORT_POLICIES.includes(o.policy)) {
+    throw new CtsError(`export policy must be ${EXPORT_POLICIES.slice(0, -1).join(', ')} or ${EXPORT_POLICIES.at(-1)}, got '${String(o.policy)}'`);
+  }
   const stored = ckpt.cts.policy;
-  let policy: ExportPolicy = o.policy ?? (stored === 'policy_net' ? 'policy_net' : 'no_sharing');
-  if (!['policy_net', 'no_sharing', 'policy_logits'].includes(policy)) {
-    throw new CtsError(`export policy must be policy_net, no_sharing or policy_logits, got '${String(policy)}'`);
+  const fromInput = o.policy === 'policy_logits';
+  // a graph can hold only the network's decision: a checkpoint of the oracle or random policy (which
+  // need labels or a seed per call) exports as the plain Segmenter unless a policy is asked for
+  const asked: PolicyMethod | undefined = o.policy === 'policy_logits' ? 'policy_net' : (o.policy ?? (stored === 'policy_net' ? undefined : 'no_sharing'));
+  let spec;
+  try {
+    spec = resolveSharing(ckpt.cts, { policy: asked, numShared: o.numShared }, { size: o.size ?? ckpt.cropSize, patchSize: ckpt.config.patch_size, storedSize: ckpt.cropSize });
+  } catch (e) {
+    // the user asked for policy_logits: name that, not the policy_net it resolves as
+    if (fromInput && e instanceof CtsError) e.message = e.message.replace('the policy_net policy', 'the policy_logits policy');
+    throw e;
   }
-  if (policy === 'no_sharing' && o.numShared) throw new CtsError(`num_shared ${o.numShared} conflicts with the no_sharing policy`);
-  let numShared = policy === 'no_sharing' ? 0 : (o.numShared ?? ckpt.cts.numShared);
-  if (!Number.isInteger(numShared) || numShared < 0) throw new CtsError(`num_shared must be a non-negative integer, got ${numShared}`);
-  if (policy !== 'no_sharing' && numShared === 0) {
-    // an explicit S = 0 means the plain Segmenter (as in Predictor); a sharing policy with no budget at all is a mistake
-    if (o.policy !== undefined && o.numShared === undefined) throw new CtsError(`the ${policy} policy needs a budget: --num-shared S > 0 (the checkpoint has none)`);
-    policy = 'no_sharing';
-  }
-  if (policy === 'policy_net' && !ckpt.weights.has('policy_net.head.weight')) {
+  if (spec.policy === 'policy_net' && !fromInput && !ckpt.weights.has('policy_net.head.weight')) {
     throw new CtsError(`the policy_net policy needs policy-network weights (policy_net.*) in the checkpoint, whose policy is ${stored}; ` +
       'export with --policy no_sharing or --policy policy_logits');
   }
-  return { policy, numShared };
+  const policy: ExportPolicy = spec.policy === 'no_sharing' ? 'no_sharing' : fromInput ? 'policy_logits' : 'policy_net';
+  return { policy, numShared: spec.numShared, budget: spec.budget };
 }
 
 /** Builds the export graph for a checkpoint (nothing is serialised yet). */
@@ -105,8 +117,7 @@ export function buildExportGraph(ckpt: ModelCheckpoint, o: ExportOptions = {}): 
     if (policy === 'policy_net') {
       source = { kind: 'policy_net', bnMode: 'eval', ...(ckpt.cts.policyWidth !== undefined ? { width: ckpt.cts.policyWidth } : {}) };
     } else {
-      const sp = 2 * ckpt.config.patch_size;
-      if (h % sp || w % sp) throw new CtsError(`token sharing needs a size that is a multiple of ${sp}, got ${h}x${w}`);
+      const sp = 2 * ckpt.config.patch_size; // the size is a multiple of sp: resolveSharing checked the budget
       logitsIn = g.input('policy_logits', [batch, 2, h / sp, w / sp], 'float32');
       source = { kind: 'logits', logits: logitsIn };
     }

@@ -12,4 +12,5 @@ export * from './ops/loss.js';
 export * from './ops/attention.js';
 export * from './ops/integer.js';
 export { grad } from './autodiff.js';
+export { nodeMacs, countMacs, attributeMacs, toGmac, fmtGmac, type MacCount } from './macs.js';
 export { emitOnnx, OPSET, type EmitOptions } from './onnx.js';

@@ -195,6 +195,24 @@ export class Graph {
   }
 }
 
+/**
+ * The part of a graph that `roots` need: the nodes computing them and everything upstream, and every
+ * value those nodes read (inputs and constants included). ONNX emission drops the rest as dead code;
+ * the MAC counter counts only this part, so a side branch that is built but not used costs nothing.
+ */
+export function liveSet(graph: Graph, roots: readonly Value[]): { nodes: Set<Node>; values: Set<Value> } {
+  const values = new Set<Value>(roots);
+  const nodes = new Set<Node>();
+  // nodes are in topological order, so one backward sweep sees every consumer before its producers
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const n = graph.nodes[i]!;
+    if (!n.outputs.some((o) => values.has(o))) continue;
+    nodes.add(n);
+    for (const v of n.inputs) values.add(v);
+  }
+  return { nodes, values };
+}
+
 function checkShape(shape: readonly number[], what: string): void {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) throw new GraphError(`${what}: bad shape [${shape.join(',')}]`);

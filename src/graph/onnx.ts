@@ -1,6 +1,6 @@
 // Emission of the IR as an ONNX ModelProto, through onnx-proto (protobufjs-generated ONNX schema).
 import onnxProto from 'onnx-proto';
-import { GraphError, opDef, type DType, type EmitCtx, type Graph, type HostTensor, type OnnxAttrs, type Value } from './ir.js';
+import { GraphError, liveSet, opDef, type DType, type EmitCtx, type Graph, type HostTensor, type OnnxAttrs, type Value } from './ir.js';
 
 const { onnx } = onnxProto;
 
@@ -46,14 +46,7 @@ function attrProto(name: string, a: OnnxAttrs[string]) {
 export function emitOnnx(graph: Graph, opts: EmitOptions = {}): Uint8Array {
   if (graph.outputs.length === 0) throw new GraphError('graph has no outputs');
   // dead-code elimination: keep only nodes that an output needs
-  const needed = new Set<Value>(graph.outputs.map((o) => o.value));
-  const keep = new Set<number>();
-  for (let i = graph.nodes.length - 1; i >= 0; i--) {
-    const n = graph.nodes[i]!;
-    if (!n.outputs.some((o) => needed.has(o))) continue;
-    keep.add(i);
-    for (const v of n.inputs) needed.add(v);
-  }
+  const { nodes: keep, values: needed } = liveSet(graph, graph.outputs.map((o) => o.value));
   const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
   const initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
   let fresh = 0;
@@ -99,8 +92,8 @@ export function emitOnnx(graph: Graph, opts: EmitOptions = {}): Uint8Array {
       return n;
     },
   };
-  graph.nodes.forEach((n, i) => {
-    if (!keep.has(i)) return;
+  graph.nodes.forEach((n) => {
+    if (!keep.has(n)) return;
     opDef(n.op).emit(n, ctx, n.outputs.map((o) => ctx.name(o)));
   });
   for (const o of graph.outputs) if (!outName.has(o.value)) ctx.node('Identity', [ctx.name(o.value)], [o.name]);

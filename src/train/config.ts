@@ -1,11 +1,13 @@
 // Training configuration: one zod schema for config files and CLI flags (unknown keys rejected),
 // with named presets for the paper's runs and for CamVid. Key names mirror the official flags
-// (--num-tokens-notshared -> num_tokens_notshared, ...).
+// (--num-tokens-notshared -> num_tokens_notshared, ...); cli/train.ts maps each flag to its key.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { CtsError } from '../base/errors.js';
 import { describeFsError } from '../io/fs.node.js';
 import { zodMessage } from '../models/config.js';
+import { POLICY_METHODS, type PolicyMethod } from '../cts/spec.js';
+import { PLATFORM_PROVIDERS, type Provider } from '../runtime/providers.js';
 
 /** Schema of a Segmenter training run. */
 export const TrainConfigSchema = z
@@ -17,7 +19,7 @@ export const TrainConfigSchema = z
     model: z.record(z.string(), z.number()).default({}),
     decoder: z.enum(['mask_transformer', 'linear']).default('mask_transformer'),
     decoder_layers: z.number().int().positive().default(2),
-    policy_method: z.enum(['no_sharing', 'policy_net', 'oracle', 'random']).default('policy_net'),
+    policy_method: z.enum(POLICY_METHODS as [PolicyMethod, ...PolicyMethod[]]).default('policy_net'),
     num_tokens_notshared: z.number().int().nonnegative().optional(),
     num_tokens_shared: z.number().int().nonnegative().default(0),
     /** Policy-network checkpoint (required for policy_net; a missing or mismatched file is an error). */
@@ -53,7 +55,7 @@ export const TrainConfigSchema = z
     seed: z.number().int().nonnegative().default(0),
     workers: z.number().int().nonnegative().optional(),
     threads: z.number().int().positive().optional(),
-    provider: z.enum(['cpu', 'webgpu']).default('cpu'),
+    provider: z.enum(PLATFORM_PROVIDERS.node as ['cpu', ...Provider[]]).default('cpu'),
     out_dir: z.string().min(1),
   })
   .refine((c) => c.epochs === undefined || c.iterations === undefined, { message: 'give epochs or iterations, not both' })

@@ -95,7 +95,7 @@ export async function trainPolicy(cfg: PolicyConfig, o: { maxSteps?: number; log
   if (existsSync(lastPath)) {
     const f = await readSafetensors(lastPath);
     if (f.metadata.config !== JSON.stringify({ ...cfg, out_dir: undefined, workers: undefined, threads: undefined })) {
-      throw new CtsError(`${lastPath} was trained with another configuration; choose another --out-dir`);
+      throw new CtsError(`${lastPath} was trained with another configuration; choose another --out`);
     }
     weights = new Map([...f.tensors].filter(([k]) => !k.startsWith('optimizer.')));
     state = new Map([...f.tensors].filter(([k]) => k.startsWith('optimizer.')).map(([k, v]) => [k.slice('optimizer.'.length), v]));

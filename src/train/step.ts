@@ -10,9 +10,8 @@ import { inputParams, type ParamSpec } from '../nn/params.js';
 import type { SegmenterConfig } from '../models/config.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { policyNetSpec } from '../models/policynet.js';
-import type { CtsSettings } from '../cts/spec.js';
+import { resolveSharing, type CtsSettings } from '../cts/spec.js';
 import { buildCtsSegmenter, type PolicySource } from '../cts/segmenter.js';
-import { tokenBudget } from '../cts/budget.js';
 import { appendTrainingUpdate, updateFeeds, type OptimizerOptions } from './optim.js';
 
 /** What a training step is built for. */
@@ -79,14 +78,15 @@ export class TrainStep {
   /** Builds and compiles the step graph. */
   static async create(o: TrainStepOptions): Promise<TrainStep> {
     const { config, batch, crop } = o;
-    const S = o.cts.policy === 'no_sharing' ? 0 : o.cts.numShared;
-    const budget = S > 0 ? tokenBudget(crop[0], crop[1], config.patch_size, S) : undefined;
+    const sharing = resolveSharing(o.cts, {}, { size: crop, patchSize: config.patch_size });
+    const S = sharing.numShared;
+    const budget = S > 0 ? sharing.budget : undefined;
     const g = new Graph();
     const spec = segmenterSpec(config);
     const { p: pSeg, inputs } = inputParams(g, spec);
     const policySpec: ParamSpec = new Map();
-    if (S > 0 && o.cts.policy === 'policy_net') {
-      for (const [k, v] of policyNetSpec(o.cts.policyWidth !== undefined ? { width: o.cts.policyWidth } : {})) {
+    if (sharing.policy === 'policy_net') {
+      for (const [k, v] of policyNetSpec(sharing.policyWidth !== undefined ? { width: sharing.policyWidth } : {})) {
         if (v.dtype === 'float32') policySpec.set(`policy_net.${k}`, v);
       }
     }
@@ -98,7 +98,7 @@ export class TrainStep {
     const depth = config.n_layers;
     const dp = g.input('drop_path', [2 * depth, batch]);
     let policy: PolicySource | undefined;
-    if (budget && o.cts.policy === 'policy_net') policy = { kind: 'policy_net', bnMode: o.policyBnMode ?? 'eval', ...(o.cts.policyWidth !== undefined ? { width: o.cts.policyWidth } : {}) };
+    if (budget && sharing.policy === 'policy_net') policy = { kind: 'policy_net', bnMode: o.policyBnMode ?? 'eval', ...(sharing.policyWidth !== undefined ? { width: sharing.policyWidth } : {}) };
     else if (budget) policy = { kind: 'scores', scores: g.input('scores', [batch, budget.sh * budget.sw]) };
     const sites = new Map<string, number>();
     const site = (name: string) => {

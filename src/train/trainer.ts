@@ -12,8 +12,7 @@ import { segmenterSpec } from '../models/segmenter.js';
 import { initSegmenterWeights } from '../models/init.js';
 import { saveCheckpoint } from '../cts/checkpoint.node.js';
 import { VIT_NORMALIZATION, type ModelCheckpoint } from '../cts/checkpoint.js';
-import { type CtsSettings } from '../cts/spec.js';
-import { tokenBudget } from '../cts/budget.js';
+import { resolveSharing, type CtsSettings, type SharingSpec } from '../cts/spec.js';
 import { oracleScores, randomScores } from '../cts/policies.js';
 import { Predictor } from '../cts/predictor.js';
 import { DataLoader, deriveSeed } from '../data/loader.js';
@@ -57,11 +56,16 @@ export function runModelConfig(cfg: TrainConfig, info: DatasetInfo): SegmenterCo
   return createSegmenterConfig(cfg.backbone, { ...cfg.model, n_cls: info.classes.length, image_size: cfg.crop_size, decoder: cfg.decoder, decoder_n_layers: cfg.decoder_layers });
 }
 
+/** The sharing of a run at its crop (resolveSharing's rules; the config is what the run's model will store). */
+export function runSharing(cts: CtsSettings, crop: readonly [number, number], model: SegmenterConfig, numNotShared?: number): SharingSpec {
+  return resolveSharing(cts, { numNotShared }, { size: crop, patchSize: model.patch_size });
+}
+
 /** CTS settings of a run, validated against the crop. */
 export function runCtsSettings(cfg: TrainConfig, model: SegmenterConfig): CtsSettings {
-  if (cfg.policy_method === 'no_sharing') return { policy: 'no_sharing', numShared: 0 };
-  const b = tokenBudget(cfg.crop_size, cfg.crop_size, model.patch_size, cfg.num_tokens_shared, cfg.num_tokens_notshared);
-  return { policy: cfg.policy_method, numShared: b.numShared, ...(cfg.policy_width !== undefined ? { policyWidth: cfg.policy_width } : {}) };
+  const stored: CtsSettings = { policy: cfg.policy_method, numShared: cfg.num_tokens_shared, ...(cfg.policy_width !== undefined ? { policyWidth: cfg.policy_width } : {}) };
+  const { budget: _b, ...cts } = runSharing(stored, [cfg.crop_size, cfg.crop_size], model, cfg.num_tokens_notshared);
+  return cts;
 }
 
 function optimizerOf(cfg: TrainConfig): OptimizerOptions {
@@ -98,11 +102,11 @@ export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Pr
   let params: Map<string, HostTensor>, state: Map<string, HostTensor>, policy: Map<string, HostTensor> | undefined;
   let run: RunState = { step: 0, config: cfg as unknown as Record<string, unknown>, seconds: 0 };
   const latest = await latestRunCheckpoint(out);
-  if (latest && o.resume === false) throw new CtsError(`${out} already holds a run (${latest}); resume it or choose another --out-dir`);
+  if (latest && o.resume === false) throw new CtsError(`${out} already holds a run (${latest}); resume it or choose another --out`);
   if (latest) {
     const ck = await loadRunCheckpoint(latest);
     const diff = Object.keys({ ...cfg, ...ck.state.config }).filter((k) => !RESUMABLE.has(k) && JSON.stringify((cfg as Record<string, unknown>)[k]) !== JSON.stringify(ck.state.config[k]));
-    if (diff.length) throw new CtsError(`cannot resume ${latest}: the configuration differs in ${diff.join(', ')} (use another --out-dir for a new run)`);
+    if (diff.length) throw new CtsError(`cannot resume ${latest}: the configuration differs in ${diff.join(', ')} (use another --out for a new run)`);
     run = ck.state;
     cts = ck.model.cts;
     params = new Map([...segmenterSpec(model).keys()].map((k) => [k, ck.model.weights.get(k)!]));
@@ -132,7 +136,7 @@ export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Pr
   const ckptEvery = cfg.checkpoint_every ?? cfg.eval_every ?? Math.max(1, Math.min(total, 500));
   const progress = new TrainProgress(total, run.step, log);
   const end = Math.min(total, o.maxSteps !== undefined ? run.step + o.maxSteps : total);
-  const ns = cts.numShared ? tokenBudget(crop[0], crop[1], model.patch_size, cts.numShared).sh ** 2 : 0;
+  const { sh, sw } = runSharing(cts, crop, model).budget;
   let windowLoss = 0, windowSteps = 0, images = 0;
   const t0 = Date.now(), secondsBefore = run.seconds;
   let lastCkpt: string | undefined = latest;
@@ -149,7 +153,7 @@ export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Pr
         }
         const scores = cts.policy === 'oracle'
           ? (oracleScores({ dtype: 'uint8', shape: [cfg.batch_size, crop[0], crop[1]], data: batch.labels }).data as Float32Array)
-          : cts.policy === 'random' ? (randomScores(cfg.batch_size, ns, deriveSeed(cfg.seed, 0x7a4d, t)).data as Float32Array) : undefined;
+          : cts.policy === 'random' ? (randomScores(cfg.batch_size, sh * sw, deriveSeed(cfg.seed, 0x7a4d, t)).data as Float32Array) : undefined;
         const ts = Date.now();
         const r = await step.run({ params, state, ...(policy ? { policy } : {}), images: batch.images, labels: batch.labels, ...(scores ? { scores } : {}), lr: schedule(t), t: t + 1, seed: deriveSeed(cfg.seed, t) & 0x7fffffff, dropPath: dp });
         if (!Number.isFinite(r.loss)) {

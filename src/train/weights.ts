@@ -58,7 +58,7 @@ export async function loadInitialWeights(path: string, model: SegmenterConfig, s
  * official policynet model.pth. Strict: every tensor present, no stranger, right shapes.
  */
 export async function loadPolicyWeights(path: string | undefined, width?: number): Promise<{ weights: Map<string, HostTensor>; width?: number }> {
-  if (!path) throw new CtsError('policy_method policy_net needs --policynet-ckpt (train one with `cts-seg train-policy`), or use --policy-method oracle|random|no_sharing');
+  if (!path) throw new CtsError('policy_method policy_net needs --policynet-ckpt (train one with `cts-seg train-policy`), or use --policy oracle|random|no_sharing');
   const raw = /\.safetensors$/i.test(path) ? await readSafetensors(path) : { tensors: (await importWeights(path, { kind: 'policy-pth', ...(width !== undefined ? { policyWidth: width } : {}) })).tensors, metadata: {} as Record<string, string> };
   const w = width ?? (raw.metadata.policy_width ? Number(raw.metadata.policy_width) : undefined);
   const spec = policyNetSpec(w !== undefined ? { width: w } : {});

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { timeStats } from '../../src/bench/machine.js';
-import { budgetForReduction, parseImageSize, parseReduction, sweepBudgets } from '../../src/bench/setup.js';
+import { budgetForReduction, sweepBudgets } from '../../src/bench/setup.js';
+import { parseImageSize, parseReduction } from '../../src/cli/options.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const TINY = ['--backbone', 'vit-ti', '--image-size', '64', '--classes', '3', '--batch', '2', '--warmup', '1', '--iters', '2'];
@@ -115,11 +116,14 @@ test('impossible budgets and bad options are one-line errors, not crashes', asyn
   assertCleanError(await run(['bench', ...TINY, '--compare-pytorch', '--pytorch-malloc', 'fast']), /--pytorch-malloc must be default or tuned, got 'fast'/);
 });
 
-test('an unknown provider is an error; webgpu either runs on webgpu or says it is unavailable', async () => {
-  assertCleanError(await run(['bench', ...TINY, '--provider', 'cuda']), /unknown provider 'cuda': expected cpu or webgpu/);
-  const r = await run(['bench', ...TINY, '--provider', 'webgpu', '--json']);
-  if (r.code === 0) assert.equal((JSON.parse(r.stdout) as { provider: string }).provider, 'webgpu');
-  else assertCleanError(r, /the webgpu execution provider is not available here/);
+test('an unknown provider is an error; webgpu and cuda either run on themselves or say they are unavailable', async () => {
+  // wasm is a provider of the browser build, not of Node's
+  assertCleanError(await run(['bench', ...TINY, '--provider', 'wasm']), /unknown execution provider 'wasm' for Node: expected cpu, webgpu, cuda/);
+  for (const provider of ['webgpu', 'cuda']) {
+    const r = await run(['bench', ...TINY, '--provider', provider, '--json']);
+    if (r.code === 0) assert.equal((JSON.parse(r.stdout) as { provider: string }).provider, provider);
+    else assertCleanError(r, new RegExp(`the ${provider} execution provider is not available here`));
+  }
 });
 
 test('info prints parameter counts, token budgets and GMACs; --json carries the same', async () => {

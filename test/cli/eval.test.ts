@@ -159,7 +159,7 @@ test('bad eval and init inputs give one-line errors, exit 1 and write nothing', 
   const out = join(dir, 'ev-bad');
   const cases: [string[], RegExp][] = [
     [['eval', '--checkpoint', wrongK, '--dataset', 'folder', '--data-root', data, '--out', out], /predicts 4 classes but dataset folder has 3/],
-    [['eval', '--checkpoint', join(dir, 'plain.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out, '--policy', 'best'], /--policy must be one of no_sharing, policy_net, oracle, random, got 'best'/],
+    [['eval', '--checkpoint', join(dir, 'plain.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out, '--policy', 'best'], /unknown policy 'best': expected no_sharing, policy_net, oracle, random/],
     [['eval', '--checkpoint', join(dir, 'plain.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out, '--window-stride', '65'], /--window-stride 65 exceeds the 64x64 window/],
     [['eval', '--checkpoint', join(dir, 'plain.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out, '--policy', 'oracle'], /oracle policy needs a budget/],
     [['eval', '--checkpoint', join(dir, 'missing.safetensors'), '--dataset', 'folder', '--data-root', data, '--out', out], /missing\.safetensors/],

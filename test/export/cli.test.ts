@@ -46,7 +46,7 @@ test('cts-seg export writes one self-contained file that equals the Predictor', 
 
 test('cts-seg export: bad options and impossible budgets exit 1 with one line', async () => {
   const cases: [string[], RegExp][] = [
-    [['--policy', 'oracle'], /--policy must be one of policy_net, no_sharing, policy_logits, got 'oracle'/],
+    [['--policy', 'oracle'], /unknown policy 'oracle': expected policy_net, no_sharing, policy_logits/],
     [['--num-shared', '17'], /num_shared|shared/],
     [['--class-map-type', 'float'], /--class-map-type must be uint8 or int64/],
     [['--dynamic-batch', '--batch', '2'], /exclude each other/],

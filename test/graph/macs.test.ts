@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph, conv2d, gemm, matmul, resizeBilinear } from '../../src/graph/index.js';
-import { countMacs, segmenterMacs } from '../../src/bench/macs.js';
+import { countMacs } from '../../src/graph/macs.js';
+import { segmenterMacs } from '../../src/cts/macs.js';
 import { createSegmenterConfig } from '../../src/models/config.js';
 import { policyNetMacs } from '../../src/models/policynet.js';
 
