@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { CACHE_ENV, OFFLINE_ENV, cacheDir } from '../zoo/cache.node.js';
 import type { ConvertRun } from '../zoo/convert.node.js';
+import type { ModelRecord } from '../zoo/registry.js';
 import { listModels, pull } from '../zoo/pull.node.js';
 import { MODEL_BASE_ENV } from '../zoo/registry.js';
 import { progressFactory } from './prepare.js';
@@ -11,8 +12,14 @@ const ENV_HELP =
   `\nEnvironment: ${CACHE_ENV} (cache folder, default $XDG_CACHE_HOME/cts-seg or ~/.cache/cts-seg), ` +
   `${OFFLINE_ENV}=1 (never use the network), ${MODEL_BASE_ENV} (fetch from a mirror instead of the official hosts).\nSee docs/MODELS.md.`;
 
-/** Registers `pull`; `convert` replaces the default converter of official runs (tests, embedders). */
-export function registerPull(program: Command, o: { convert?: ConvertRun } = {}): void {
+/** What an embedder (or a test) may replace: the converter of official runs, and the records. */
+export interface ZooCliOptions {
+  convert?: ConvertRun;
+  models?: readonly ModelRecord[];
+}
+
+/** Registers `pull` (the default converter and the registry's records unless `o` replaces them). */
+export function registerPull(program: Command, o: ZooCliOptions = {}): void {
   program
     .command('pull')
     .description('download a model of the zoo (cts-seg models lists them) into the cache, convert it to a cts-seg checkpoint and print its path; a cached model is checked and reused')
@@ -21,7 +28,7 @@ export function registerPull(program: Command, o: { convert?: ConvertRun } = {})
     .addHelpText('after', ENV_HELP)
     .action(action(async (name: string, opts: { force?: boolean }) => {
       const log = (line: string) => process.stderr.write(`${line}\n`);
-      const r = await pull(name, { ...(opts.force ? { force: true } : {}), ...(o.convert ? { convert: o.convert } : {}), progress: progressFactory(), log });
+      const r = await pull(name, { ...(opts.force ? { force: true } : {}), ...(o.convert ? { convert: o.convert } : {}), ...(o.models ? { models: o.models } : {}), progress: progressFactory(), log });
       if (!r.downloaded && !r.converted) log(`${r.record.name} is in the cache`);
       process.stdout.write(`${r.path}\n`);
     }));
@@ -32,13 +39,13 @@ const size = (n: number | undefined) => (n === undefined ? '-' : n >= 1024 * MB 
 const pct = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
 
 /** Registers `models`: the zoo with dataset, official mIoU, size and cache state. */
-export function registerModels(program: Command): void {
+export function registerModels(program: Command, o: ZooCliOptions = {}): void {
   program
     .command('models')
     .description('list the models cts-seg pull can fetch: name, dataset, official mIoU (single/multi-scale), size and whether it is cached')
     .addHelpText('after', ENV_HELP)
     .action(action(async () => {
-      const rows = (await listModels()).map(({ record: r, cached, cachedBytes }) => [
+      const rows = (await listModels(o.models ? { models: o.models } : {})).map(({ record: r, cached, cachedBytes }) => [
         r.name, r.title, r.dataset, r.miou ? `${pct(r.miou.ss)} / ${pct(r.miou.ms)}` : '-', r.params ?? '-',
         size(r.downloadBytes ?? cachedBytes), cached ? 'yes' : 'no',
       ]);
