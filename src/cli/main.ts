@@ -15,6 +15,7 @@ import { registerTrain } from './train.js';
 import { registerDemo } from './demo.js';
 import { registerBenchTrain } from './bench_train.js';
 import { registerExport } from './export.js';
+import { registerModels, registerPull } from './pull.js';
 import { reportError } from './util.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -37,6 +38,8 @@ registerTrain(program);
 registerDemo(program);
 registerBenchTrain(program);
 registerExport(program);
+registerPull(program);
+registerModels(program);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

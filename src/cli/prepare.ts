@@ -51,7 +51,7 @@ const MB = 1024 * 1024;
 const fmt = (n: number, unit: 'bytes' | 'files') => (unit === 'bytes' ? `${(n / MB).toFixed(1)} MiB` : String(n));
 
 /** A cli-progress bar on an interactive stderr; elsewhere (CI, logs) a line every 10 % or 30 s. */
-function progressFactory(): ProgressFactory {
+export function progressFactory(): ProgressFactory {
   const tty = process.stderr.isTTY === true && !process.env.CI;
   return (label, unit) => (tty ? ttyBar(label, unit) : lineProgress(label, unit));
 }

@@ -1,5 +1,5 @@
 // The layering rules, checked on the sources: (1) imports run one way, base/io -> graph -> runtime ->
-// nn -> models -> cts -> data/train/eval -> export/bench/demo -> api -> node/web/cli; (2) the
+// nn -> models -> cts -> data/train/eval -> export/bench/demo/zoo -> api -> node/web/cli; (2) the
 // environment-neutral core (everything the browser entry can reach, and the folders base, graph,
 // runtime, nn, models, cts, export, api, web) imports nothing from Node: no `node:*` builtin, no
 // Node-only package and no `*.node.ts` module (the Node side of a module lives beside it as
@@ -14,7 +14,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SRC = join(ROOT, 'src');
 const RANK: Record<string, number> = {
   base: 0, io: 0, graph: 1, runtime: 2, nn: 3, models: 4, cts: 5, data: 6, train: 6, eval: 6,
-  export: 7, bench: 7, demo: 7, api: 8, node: 9, web: 9, cli: 9, 'index.ts': 9,
+  export: 7, bench: 7, demo: 7, zoo: 7, api: 8, node: 9, web: 9, cli: 9, 'index.ts': 9,
 };
 const CORE = ['base', 'graph', 'runtime', 'nn', 'models', 'cts', 'export', 'api', 'web'];
 const NODE_ONLY = /^(node:|fs$|path$|os$|crypto$|child_process$|worker_threads$|sharp$|onnxruntime-node$|yauzl$|tar$|cli-progress$|commander$)/;
