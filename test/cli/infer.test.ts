@@ -14,6 +14,8 @@ import { createPredictor, predictImage } from '../../src/eval/evaluate.js';
 import { colorize, overlay, sharedView, SHARED_OUTLINE } from '../../src/eval/visualize.js';
 import { randomImage, tinyCheckpoint } from '../eval/tiny-model.js';
 import { runCli as run } from '../helpers/cli.js';
+import { readNpy } from '../../src/io/npy.js';
+import { Segmenter } from '../../src/index.js';
 
 
 let dir = '', ckptPath = '';
@@ -111,4 +113,19 @@ test('infer rejects the oracle policy, colliding output names and a missing chec
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
   assert.ok(!existsSync(join(out, 'img0_mask.png')));
+});
+
+test('infer --save-probabilities --flip writes <stem>_probs.npy equal to the Segmenter\'s flipped probabilities', async () => {
+  const out = join(dir, 'out-probs');
+  const r = await run(['infer', '--checkpoint', ckptPath, join(dir, 'img2.jpg'), '--out', out, '--save-probabilities', '--flip']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /wrote 4 files for 1 of 1 images/);
+  const probs = await readNpy(join(out, 'img2_probs.npy'));
+  assert.deepEqual(probs.shape, [4, 90, 130]);
+  const seg = await Segmenter.load(ckptPath);
+  const want = await seg.segment(join(dir, 'img2.jpg'), { flip: true, probabilities: true });
+  await seg.dispose();
+  assert.deepEqual(probs.data, want.probabilities);
+  const plain = await Segmenter.load(ckptPath).then(async (s) => (await s.segment(join(dir, 'img2.jpg'), { probabilities: true })).probabilities);
+  assert.notDeepEqual(plain, want.probabilities, 'the flip view changes the probabilities');
 });
