@@ -64,6 +64,7 @@ interface Fetch { status: string; url: string; cache: string }
 
 let work = '', app = '', tarball = '';
 let installMode: 'offline' | 'prefer-offline' = 'offline';
+let installSkip: string | undefined;
 let fetches: Fetch[] = [];
 let packedFiles: string[] = [];
 const notes: string[] = [];
@@ -96,6 +97,14 @@ before(async () => {
     notes.push(`--offline failed (${/ENOTCACHED[^\n]*\n[^\n]*/.exec(r.out)?.[0].replace(/\s+/g, ' ')}); falling back to --prefer-offline`);
     r = run('sh', ['-c', line.replace('--offline', '--prefer-offline')], app, env);
   }
+  const unreachable = /\b(ENOTCACHED|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH)\b/.exec(r.out);
+  if (r.code !== 0 && installMode === 'prefer-offline' && unreachable) {
+    // not a defect of the package: without registry access npm 11 cannot resolve a new install
+    // from a lockfile-filled cache at all; say so loudly instead of failing CI on the network
+    installSkip = `the npm registry is unreachable (${unreachable[1]}) and the npm cache lacks full registry documents, so npm 11 cannot install the tarball here`;
+    console.log(`# SKIPPING the installed-package checks: ${installSkip}`);
+    return;
+  }
   assert.equal(r.code, 0, `install failed:\n${r.out}`);
   fetches = [...r.out.matchAll(/npm http fetch \w+ (\d+) (\S+) .*?\((cache [a-z]+)\)/g)].map((m) => ({ status: m[1]!, url: m[2]!, cache: m[3]! }));
   notes.push(`install (${installMode}): ${since(t0)}`);
@@ -120,6 +129,7 @@ test('npm pack ships the compiled library, its types and the README, and no test
 });
 
 test('the README install line installs the tarball from the npm cache, without the CUDA download', (t) => {
+  if (installSkip) return t.skip(installSkip);
   const downloaded = fetches.filter((f) => /miss|revalidated|updated/.test(f.cache));
   t.diagnostic(`mode ${installMode}: ${fetches.length} requests, ${fetches.length - downloaded.length} answered by the cache, ${downloaded.length} from the registry`);
   if (installMode === 'offline') {
@@ -163,6 +173,7 @@ async function streetPhoto(dir: string): Promise<{ path: string; what: string }>
 }
 
 test("the README's Node example segments the sample and a 480x360 photo with the installed package", async (t) => {
+  if (installSkip) return t.skip(installSkip);
   const example = markedBlock(README, 'example:node');
   assert.match(example.code, /from 'cts-seg'/);
   assert.match(example.code, /const r = /, 'the example names its result r (the check below prints r)');
@@ -191,13 +202,15 @@ test("the README's Node example segments the sample and a 480x360 photo with the
   }
 });
 
-test('npx cts-seg --help runs the installed CLI', () => {
+test('npx cts-seg --help runs the installed CLI', (t) => {
+  if (installSkip) return t.skip(installSkip);
   const out = mustRun('npx', ['--offline', 'cts-seg', '--help'], app);
   assert.match(out, /Usage: cts-seg/);
   for (const cmd of ['init', 'export', 'infer']) assert.match(out, new RegExp(`\\b${cmd}\\b`));
 });
 
-test('a strict TypeScript user file type-checks against the installed types (nodenext)', () => {
+test('a strict TypeScript user file type-checks against the installed types (nodenext)', (t) => {
+  if (installSkip) return t.skip(installSkip);
   // the @ts-expect-error lines fail the check if the types resolve to `any`
   writeFileSync(join(app, 'user.ts'), `import { Segmenter, CtsError, type SegmentResult, type LoadOptions } from 'cts-seg';
 const options: LoadOptions = { provider: ['cuda', 'cpu'], windowBatch: 2, onFallback: (m: string) => console.warn(m) };
@@ -224,6 +237,7 @@ const webSkip = !existsSync(CHROMIUM) ? `Chromium not found at ${CHROMIUM} (apt-
   : false;
 
 test('a Vite app on cts-seg/web segments the sample in Chromium (wasm) exactly as Node does, on the same model file', { skip: webSkip, timeout: 300_000 }, async (t) => {
+  if (installSkip) return t.skip(installSkip);
   let t0 = performance.now();
   mustRun('npx', ['--offline', 'cts-seg', 'export', '--checkpoint', 'model.safetensors', '--out', 'model.onnx'], app);
   // the Node reference; where the API returns probabilities, also the top-1 minus top-2 probability
