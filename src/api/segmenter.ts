@@ -14,9 +14,8 @@ import { evalViews, predictImage, type ImagePrediction, type ImagePredictOptions
 import { upsampledSize, windowAnchors } from '../eval/sliding.js';
 import { colorize, overlay, sharedView } from '../eval/visualize.js';
 import { ExportRunner, looksLikeOnnx } from '../export/runner.js';
-import type { Provider } from '../runtime/providers.js';
 import { apiPlatform, DEFAULT_MAX_PIXELS, isRawImage, rawToRgb } from './platform.js';
-import type { LoadOptions, ModelInfo, SegmentOptions, SegmentResult } from './types.js';
+import type { ImageInput, LoadOptions, ModelInfo, ModelSource, SegmentOptions, SegmentResult } from './types.js';
 
 /** Default windows per model call. */
 export const DEFAULT_WINDOW_BATCH = 4;
@@ -58,7 +57,7 @@ export class Segmenter implements ImagePredictor {
    * or URL (Node), a URL, Blob or File (browser), bytes, or an already loaded ModelCheckpoint. The
    * format is recognised from the bytes, not the name.
    */
-  static async load(source: unknown, o: LoadOptions = {}): Promise<Segmenter> {
+  static async load(source: ModelSource, o: LoadOptions = {}): Promise<Segmenter> {
     checkLoadOptions(o);
     if (isCheckpoint(source)) return Segmenter.fromCheckpoint(source, o);
     const { bytes, name } = await apiPlatform().readModel(source);
@@ -71,7 +70,8 @@ export class Segmenter implements ImagePredictor {
     const window: [number, number] = o.windowSize ? [o.windowSize, o.windowSize] : ckpt.cropSize;
     const sharing: SharingSpec = predictorSharing(ckpt, o, window);
     const make = (batch: number) => Predictor.create(ckpt, {
-      sharing, batch, crop: window, ...(o.provider ? { provider: o.provider as Provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
+      sharing, batch, crop: window, ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
+      ...(o.onFallback ? { onFallback: o.onFallback } : {}),
     });
     // compile once up front: load() is where errors and the provider fallback message belong
     const first = await make(1);
@@ -95,7 +95,7 @@ export class Segmenter implements ImagePredictor {
       : undefined;
     const windowBatch = o.windowBatch ?? DEFAULT_WINDOW_BATCH;
     const runner = await ExportRunner.open(bytes, name, {
-      maxBatch: windowBatch, ...(o.provider ? { provider: o.provider as Provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
+      maxBatch: windowBatch, ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
       ...(externalData ? { externalData } : {}), ...(o.onFallback ? { onFallback: o.onFallback } : {}),
     });
     const x = runner.info;
@@ -109,7 +109,7 @@ export class Segmenter implements ImagePredictor {
   }
 
   /** Segments one image (see SegmentOptions); the class map is at the image's own size. */
-  async segment(image: unknown, o: SegmentOptions = {}): Promise<SegmentResult> {
+  async segment(image: ImageInput, o: SegmentOptions = {}): Promise<SegmentResult> {
     const t0 = now();
     const img = await this.decode(image);
     const tDecoded = now();
@@ -125,7 +125,7 @@ export class Segmenter implements ImagePredictor {
   }
 
   /** Segments several images one after another (each at its own size). */
-  async segmentBatch(images: readonly unknown[], o: SegmentOptions = {}): Promise<SegmentResult[]> {
+  async segmentBatch(images: readonly ImageInput[], o: SegmentOptions = {}): Promise<SegmentResult[]> {
     const out: SegmentResult[] = [];
     for (const image of images) out.push(await this.segment(image, o));
     return out;
@@ -156,7 +156,7 @@ export class Segmenter implements ImagePredictor {
     for (const r of new Set(await Promise.all(runners))) await r.release();
   }
 
-  private async decode(image: unknown): Promise<RGBImage> {
+  private async decode(image: ImageInput): Promise<RGBImage> {
     if (isRawImage(image)) return rawToRgb(image, this.maxPixels);
     const img = await apiPlatform().decodeImage(image, this.maxPixels);
     if (!img) throw new CtsError(`unsupported image input (${describe(image)}): pass a path, bytes, a decoded image or {data, width, height, channels}`);

@@ -4,6 +4,29 @@
 import type { Provider } from '../runtime/providers.js';
 import type { PolicyMethod } from '../cts/spec.js';
 import type { RGBImage } from '../data/types.js';
+import type { ModelCheckpoint } from '../cts/checkpoint.js';
+import type { RawImage } from './platform.js';
+
+/**
+ * Images segment() accepts, by platform: each platform entry adds its own kinds to this interface
+ * (declaration merging: Node adds paths, Buffers and sharp pipelines; the browser adds image elements,
+ * bitmaps, canvases, Blobs and video frames), so user code is type-checked against its platform.
+ */
+export interface ImageInputs {
+  raw: RawImage;
+}
+
+/** An image segment() accepts on the platform in use (see ImageInputs). */
+export type ImageInput = ImageInputs[keyof ImageInputs];
+
+/** Model sources load() accepts, by platform (extended by each platform entry like ImageInputs). */
+export interface ModelSources {
+  bytes: Uint8Array | ArrayBuffer;
+  checkpoint: ModelCheckpoint;
+}
+
+/** A model source load() accepts on the platform in use (see ModelSources). */
+export type ModelSource = ModelSources[keyof ModelSources];
 
 /** Arithmetic precision of the model (int8 arrives with the quantization work). */
 export type Precision = 'fp32';

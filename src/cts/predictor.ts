@@ -22,8 +22,10 @@ export interface PredictorOptions {
   numShared?: number;
   /** An already resolved sharing decision (takes precedence over policy and numShared). */
   sharing?: SharingSpec;
-  provider?: Provider;
+  provider?: Provider | Provider[];
   threads?: number;
+  /** Called with a message when a preferred provider is not available (default: console.warn). */
+  onFallback?: (message: string) => void;
   /** Images per micro-batch inside the graph (default: defaultMicroBatch, 2 for ViT-S at 512x512 and up, else the batch). */
   microBatch?: number;
 }
@@ -91,7 +93,9 @@ export class Predictor implements WindowRunner {
     });
     g.output('logits', logits);
     if (maskShared) g.output('mask_shared', maskShared);
-    const session = await CompiledGraph.compile(g, { ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}) });
+    const session = await CompiledGraph.compile(g, {
+      ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}), ...(o.onFallback ? { onFallback: o.onFallback } : {}),
+    });
     return new Predictor(session, crop, batch, policy, budget, ckpt.config.n_cls);
   }
 

@@ -39,6 +39,17 @@ async function readPath(path: string, what: string): Promise<Uint8Array> {
   }
 }
 
+declare module '../api/types.js' {
+  /** Node: a file path or file: URL, encoded bytes (PNG, JPEG, WebP, TIFF, GIF, AVIF) or a sharp pipeline. */
+  interface ImageInputs {
+    node: string | URL | Uint8Array | ArrayBuffer | Sharp;
+  }
+  /** Node: a path, a file: or http(s): URL. */
+  interface ModelSources {
+    node: string | URL;
+  }
+}
+
 /** The Node platform. */
 export const nodePlatform: ApiPlatform = {
   async readModel(source) {

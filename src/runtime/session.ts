@@ -65,9 +65,11 @@ export class CompiledGraph {
         });
         if (errors.length) {
           const msg = `${errors.join('; ')}; running on the ${provider} provider instead`;
-          if (!warned.has(msg)) {
+          // the default report is said once per process; a caller's own handler hears every fallback
+          if (opts.onFallback) opts.onFallback(msg);
+          else if (!warned.has(msg)) {
             warned.add(msg);
-            (opts.onFallback ?? ((m: string) => console.warn(`cts-seg: ${m}`)))(msg);
+            console.warn(`cts-seg: ${msg}`);
           }
         }
         const inputs = new Map<string, InputSpec>();

@@ -15,6 +15,17 @@ export type WebImageSource =
   | HTMLImageElement | HTMLVideoElement | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | ImageData
   | VideoFrame | Blob | string | URL | ArrayBuffer | Uint8Array;
 
+declare module '../api/types.js' {
+  /** The browser: see WebImageSource. */
+  interface ImageInputs {
+    web: WebImageSource;
+  }
+  /** The browser: see WebModelSource. */
+  interface ModelSources {
+    web: WebModelSource;
+  }
+}
+
 const BITMAP_OPTIONS: ImageBitmapOptions = { colorSpaceConversion: 'none', premultiplyAlpha: 'none' };
 
 /** Whether `v` is an instance of the global class `name` (absent classes, e.g. HTMLImageElement in a worker, never match). */

@@ -2,7 +2,7 @@
 // structured-cloneable: sources are absolute URLs, Blobs or bytes; images are raw pixels, already
 // decoded on the page (the worker has no DOM to decode elements with).
 import type { RawImage } from '../api/platform.js';
-import type { LoadOptions, SegmentOptions, SegmentResult } from '../api/types.js';
+import type { LoadOptions, ModelSource, SegmentOptions, SegmentResult } from '../api/types.js';
 import type { WebEnv } from './ort.js';
 
 /** Load options that cross to the worker (functions cannot, and `worker` is implied). */
@@ -10,7 +10,7 @@ export type WorkerLoadOptions = Omit<LoadOptions, 'worker' | 'onFallback'>;
 
 /** A request from the page. */
 export type WorkerRequest =
-  | { id: number; op: 'load'; source: unknown; options: WorkerLoadOptions; env: Pick<WebEnv, 'wasmPaths' | 'numThreads'> }
+  | { id: number; op: 'load'; source: ModelSource; options: WorkerLoadOptions; env: Pick<WebEnv, 'wasmPaths' | 'numThreads'> }
   | { id: number; op: 'segment'; image: RawImage; options: SegmentOptions }
   | { id: number; op: 'segmentBatch'; images: RawImage[]; options: SegmentOptions }
   | { id: number; op: 'dispose' };

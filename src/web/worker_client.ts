@@ -3,7 +3,7 @@
 // on the page, because elements and canvases cannot cross to a worker; their pixels are transferred.
 import { CtsError } from '../base/errors.js';
 import { DEFAULT_MAX_PIXELS, isRawImage, type RawImage } from '../api/platform.js';
-import type { LoadOptions, ModelInfo, SegmentOptions, SegmentResult } from '../api/types.js';
+import type { LoadOptions, ModelInfo, SegmentOptions, SegmentResult, ModelSource } from '../api/types.js';
 import type { ModelCheckpoint } from '../cts/checkpoint.js';
 import { env, type WebEnv } from './ort.js';
 import { absoluteUrl, webPlatform, type WebImageSource, type WebModelSource } from './platform.js';
@@ -13,7 +13,7 @@ type Pending = { resolve(v: unknown): void; reject(e: Error): void };
 type Request = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 /** URLs made absolute against the page: the worker resolves relative URLs against its own script. */
-function portable(source: unknown): unknown {
+function portable(source: ModelSource): ModelSource {
   return typeof source === 'string' || source instanceof URL ? absoluteUrl(source) : source;
 }
 

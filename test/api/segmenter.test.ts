@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { Segmenter, CtsError } from '../../src/index.js';
+import { Segmenter, CtsError, type ImageInput, type ModelSource } from '../../src/index.js';
 import { saveCheckpoint } from '../../src/cts/checkpoint.node.js';
 import { exportModel } from '../../src/export/export.js';
 import { Predictor } from '../../src/cts/predictor.js';
@@ -53,7 +53,7 @@ async function expected(policy: 'no_sharing' | 'random', numShared: number): Pro
 
 test('every model source and image input gives the library prediction at the image size', async () => {
   const want = await expected('random', 1);
-  const sources: [string, unknown][] = [
+  const sources: [string, ModelSource][] = [
     ['path', ckptPath], ['file URL', pathToFileURL(ckptPath).href], ['bytes', await readFile(ckptPath)], ['checkpoint', ckpt], ['http URL', `${base}/tiny.safetensors`],
   ];
   for (const [what, source] of sources) {
@@ -64,7 +64,7 @@ test('every model source and image input gives the library prediction at the ima
     await seg.dispose();
   }
   const seg = await Segmenter.load(ckptPath, { pictures: undefined } as never);
-  const inputs: [string, unknown][] = [
+  const inputs: [string, ImageInput][] = [
     ['Buffer', await readFile(pngPath)], ['sharp', sharp(pngPath)], ['raw RGB', { data: img.data, width: 130, height: 90, channels: 3 }],
   ];
   for (const [what, input] of inputs) assert.deepEqual((await seg.segment(input)).classMap, want, what);
@@ -135,7 +135,7 @@ test('bad input: unsupported image, not a model, unreachable URL, pixel limit, b
   const cases: [() => Promise<unknown>, RegExp][] = [
     [() => seg.segment(textFile), /cannot decode image .*notes\.txt: unsupported image format/],
     [() => seg.segment(join(dir, 'missing.png')), /cannot read image .*missing\.png: no such file or directory/],
-    [() => seg.segment(42), /unsupported image input \(number\)/],
+    [() => seg.segment(42 as never), /unsupported image input \(number\)/],
     [() => seg.segment(pngPath), /photo\.png is 130x90 = 11700 pixels, over the limit of 5000/],
     [() => seg.segment({ data: new Uint8Array(10), width: 100, height: 100, channels: 3 }), /over the limit|expected 100x100x3/],
     [() => Segmenter.load(textFile), /notes\.txt is neither a cts-seg checkpoint \(\.safetensors\) nor a cts-seg export \(\.onnx\)/],
