@@ -45,7 +45,7 @@ function ensureBuilt(): void {
   const built = join(DIST, 'index.html');
   const sources = Math.max(
     newest(join(WEB, 'src')), newest(join(WEB, 'public')), newest(join(ROOT, 'src')),
-    ...['index.html', 'vite.config.ts'].map((f) => statSync(join(WEB, f)).mtimeMs),
+    ...['index.html', 'vite.config.ts'].map((f) => statSync(join(WEB, f)).mtimeMs), statSync(join(ROOT, 'package.json')).mtimeMs,
   );
   if (existsSync(built) && statSync(built).mtimeMs >= sources) return;
   execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(WEB, 'vite.config.ts'), '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
