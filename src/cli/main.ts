@@ -15,6 +15,7 @@ import { registerTrain } from './train.js';
 import { registerDemo } from './demo.js';
 import { registerBenchTrain } from './bench_train.js';
 import { registerExport } from './export.js';
+import { registerExportWeights } from './official.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
 
@@ -36,4 +37,5 @@ registerTrain(program);
 registerDemo(program);
 registerBenchTrain(program);
 registerExport(program);
+registerExportWeights(program);
 await program.parseAsync(process.argv);
