@@ -62,7 +62,7 @@ function scalar(v: VariantValue, float = false): string {
   if (v === null) return 'null';
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (typeof v === 'number') return Number.isInteger(v) && !float ? String(v) : pyFloat(v);
-  if (typeof v === 'string') return stringify(v, { version: '1.1', lineWidth: 0 }).trimEnd();
+  if (typeof v === 'string') return stringify(v, { version: '1.1', lineWidth: 0, singleQuote: true }).trimEnd();
   return JSON.stringify(v); // a nested collection inside a sequence: flow style is valid YAML
 }
 
