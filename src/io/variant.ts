@@ -117,10 +117,10 @@ export function variantMap(obj: { [k: string]: VariantValue }, key: string, wher
 }
 
 /** Checks a key is absent or a pair of integers (a 2-tuple); returns it, or throws naming the key. */
-export function variantPair(obj: { [k: string]: VariantValue }, key: string, where: string, source: string, nullable = false): [number, number] | undefined {
+export function variantPair(obj: { [k: string]: VariantValue }, key: string, where: string, source: string): [number, number] | undefined {
   const v = obj[key];
   if (v === undefined) return undefined;
-  const ok = (x: VariantValue | undefined) => (typeof x === 'number' && Number.isInteger(x) && x >= 0) || (nullable && x === null);
+  const ok = (x: VariantValue | undefined) => typeof x === 'number' && Number.isInteger(x) && x >= 0;
   if (!Array.isArray(v) || v.length !== 2 || !v.every(ok)) {
     throw new CtsError(`${source}: ${where}.${key} must be a tuple of 2 integers, got ${JSON.stringify(v)}`);
   }
