@@ -124,6 +124,11 @@ function compareOfficial(a: string, b: string): number {
   return x.length - y.length;
 }
 
+/** Whether the export is a cts-segmenter run (the policy network and its budget, S = 0 included) rather than a plain Segmenter. */
+function withPolicyNet(ckpt: ModelCheckpoint): boolean {
+  return ckpt.cts.policy === 'policy_net' && [...ckpt.weights.keys()].some((k) => k.startsWith('policy_net.'));
+}
+
 /**
  * The state dict `load_model` expects, in the official module order: the checkpoint's weights plus
  * the ViT's ImageNet head `encoder.head.*` ([1000, D], unused by Segmenter but required by the strict
@@ -136,7 +141,7 @@ export function officialStateDict(ckpt: ModelCheckpoint): Map<string, HostTensor
   main.set('encoder.head.bias', { dtype: 'float32', shape: [1000], data: new Float32Array(1000) });
   const keys = [...main.keys()].sort(compareOfficial);
   const out = new Map(keys.map((k) => [k, main.get(k)!]));
-  if (ckpt.cts.policy === 'policy_net') for (const [k, v] of ckpt.weights) if (k.startsWith('policy_net.')) out.set(k, v);
+  if (withPolicyNet(ckpt)) for (const [k, v] of ckpt.weights) if (k.startsWith('policy_net.')) out.set(k, v);
   return out;
 }
 
@@ -158,6 +163,7 @@ export function variantFromCheckpoint(ckpt: ModelCheckpoint, source: string, not
     bad(`the decoder has ${c.decoder_n_heads} heads and MLP ${c.decoder_d_ff}; the factory derives d_model // 64 = ${Math.floor(c.d_model / 64)} and 4·d_model`);
   }
   if (Math.abs(c.layernorm_eps - 1e-5) > 1e-12) bad(`LayerNorm eps ${c.layernorm_eps} (nn.LayerNorm uses 1e-5)`);
+  if (withPolicyNet(ckpt) && (ckpt.cts.policyWidth ?? 1) !== 1) bad(`policy network width ${ckpt.cts.policyWidth} (PolicyNet is EfficientNet-Lite0, width 1)`);
   const norm = Object.entries(NORMALIZATIONS).find(([, n]) => sameTriple(n.mean, ckpt.normalization.mean) && sameTriple(n.std, ckpt.normalization.std))?.[0];
   if (!norm) bad('its normalisation is neither vit nor deit (segm/data/utils.py STATS)');
   const crop: [number, number] = [c.pos_grid[0] * c.patch_size, c.pos_grid[1] * c.patch_size];
@@ -188,7 +194,7 @@ export function variantFromCheckpoint(ckpt: ModelCheckpoint, source: string, not
   };
   for (const k of ['policy_method', 'policy_schedule', 'policynet_ckpt']) delete netKwargs[k];
   const nb = c.pos_grid[0] * c.pos_grid[1];
-  if (ckpt.cts.policy === 'policy_net' && ckpt.cts.numShared > 0) {
+  if (withPolicyNet(ckpt)) {
     netKwargs.policy_method = 'policy_net';
     netKwargs.policy_schedule = [nb - 4 * ckpt.cts.numShared, ckpt.cts.numShared];
     // Segmenter.__init__ raises on None; any path that fails to load is ignored and the weights come from the state dict.
