@@ -189,6 +189,14 @@ test('CLI: import-weights of a run directory, export-weights both formats, bad i
   assert.match(r.stderr, /^cts-seg: error: .*variant\.yml: net_kwargs\.backbone has the tag/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.equal(existsSync(join(dir, 'bad.safetensors')), false);
+  await writeFile(join(dir, 'a-file'), 'x');
+  r = await runCli(['export-weights', '--checkpoint', model, '--out', join(dir, 'a-file', 'run')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^cts-seg: error: cannot create .*a-file\/run: /);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  r = await runCli(['export-weights', '--checkpoint', model, '--out', join(dir, 'run.pth')]);
+  assert.match(r.stderr, /^cts-seg: error: .*writes a directory/);
+  assert.equal(existsSync(join(dir, 'run.pth')), false);
   r = await runCli(['export-weights', '--checkpoint', model, '--format', 'onnx', '--out', join(dir, 'x')]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--format expects one of official, safetensors/);
