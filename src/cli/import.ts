@@ -5,6 +5,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { CtsError } from '../base/errors.js';
 import { writeSafetensors } from '../io/safetensors.node.js';
 import { IMPORT_KINDS, importedParamCount, importWeights, type ImportKind } from '../models/import.node.js';
+import { importOfficialRunCli } from './official.js';
 import { action } from './util.js';
 
 interface ImportOpts {
@@ -56,6 +57,7 @@ function progress(): { tick: (done: number, total: number) => void; stop: () => 
 async function runImport(src: string, o: ImportOpts): Promise<void> {
   if (o.grid && o.grid.length !== 2) throw new CtsError(`--grid expects two positive integers H W, got ${o.grid.length}`);
   if (!/\.safetensors$/i.test(o.out)) throw new CtsError(`--out ${o.out}: expected a .safetensors file name`);
+  if (!o.kind && !o.grid && (await importOfficialRunCli(src, o.out))) return;
   const bar = progress();
   let result;
   try {
@@ -68,5 +70,6 @@ async function runImport(src: string, o: ImportOpts): Promise<void> {
   const lines = [`imported ${result.tensors.size} tensors (${importedParamCount(result).toLocaleString('en-US')} values) from ${src} as ${report.kind} into ${o.out}`];
   if (report.dropped.length) lines.push(`dropped ${report.dropped.length}: ${report.dropped.slice(0, 8).join(', ')}${report.dropped.length > 8 ? ', …' : ''}`);
   for (const n of report.notes) lines.push(`note: ${n}`);
+  if (report.kind === 'segmenter-pth') lines.push('note: no variant.yml was read: the model configuration is inferred from the tensor shapes when loaded (heads d_model/64, generic class names, ViT normalisation)');
   process.stdout.write(`${lines.join('\n')}\n`);
 }

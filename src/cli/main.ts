@@ -16,6 +16,7 @@ import { registerDemo } from './demo.js';
 import { registerBenchTrain } from './bench_train.js';
 import { registerExport } from './export.js';
 import { registerModels, registerPull } from './pull.js';
+import { registerExportWeights } from './official.js';
 import { reportError } from './util.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -38,6 +39,7 @@ registerTrain(program);
 registerDemo(program);
 registerBenchTrain(program);
 registerExport(program);
+registerExportWeights(program);
 registerPull(program);
 registerModels(program);
 try {

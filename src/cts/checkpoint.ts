@@ -28,6 +28,10 @@ export interface ModelCheckpoint {
   cts: CtsSettings;
   /** Dataset the model was trained on, if any. */
   dataset?: string;
+  /** Sliding-window size and stride the model was trained to be evaluated with (official runs' inference_kwargs). */
+  window?: { size: number; stride: number };
+  /** The official run's variant.yml (tuples as arrays) when imported from one, so an export can write it back. */
+  officialVariant?: Record<string, unknown>;
 }
 
 /** Format tag written to `__metadata__.format`. */
@@ -71,6 +75,8 @@ export function serializeCheckpoint(ckpt: ModelCheckpoint, source = '<checkpoint
     crop_size: JSON.stringify(ckpt.cropSize),
     cts: JSON.stringify(ckpt.cts),
     ...(ckpt.dataset ? { dataset: ckpt.dataset } : {}),
+    ...(ckpt.window ? { window: JSON.stringify(ckpt.window) } : {}),
+    ...(ckpt.officialVariant ? { official_variant: JSON.stringify(ckpt.officialVariant) } : {}),
   };
   return serializeSafetensors(ckpt.weights, meta);
 }
@@ -118,6 +124,10 @@ export function parseCheckpoint(src: Uint8Array | SafetensorsContents, path = '<
     cts,
     ...(metadata.dataset ? { dataset: metadata.dataset } : {}),
   };
+  const window = parseJson<{ size: number; stride: number }>(metadata, 'window', path);
+  if (window) ckpt.window = window;
+  const variant = parseJson<Record<string, unknown>>(metadata, 'official_variant', path);
+  if (variant) ckpt.officialVariant = variant;
   ckpt.weights = loadStateDict(checkpointSpec(config, cts), tensors, {
     source: path,
     allowUnexpected: ['encoder.head.', ...(cts.policy === 'policy_net' ? [] : ['policy_net.'])],
@@ -134,5 +144,8 @@ function checkConsistent(c: ModelCheckpoint, path: string): void {
     throw new CtsError(`${path}: unknown policy '${c.cts.policy}', expected ${POLICY_METHODS.join(', ')}`);
   }
   if (!(Number.isInteger(c.cts.numShared) && c.cts.numShared >= 0)) throw new CtsError(`${path}: cts.numShared must be a non-negative integer`);
+  if (c.window && !(Number.isInteger(c.window.size) && c.window.size > 0 && Number.isInteger(c.window.stride) && c.window.stride > 0)) {
+    throw new CtsError(`${path}: window must be {size, stride} with positive integers`);
+  }
   if (c.cropSize.length !== 2 || c.cropSize.some((d) => !(Number.isInteger(d) && d > 0))) throw new CtsError(`${path}: crop_size must be [height, width]`);
 }
