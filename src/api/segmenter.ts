@@ -67,7 +67,8 @@ export class Segmenter implements ImagePredictor {
   }
 
   private static async fromCheckpoint(ckpt: ModelCheckpoint, o: LoadOptions): Promise<Segmenter> {
-    const window: [number, number] = o.windowSize ? [o.windowSize, o.windowSize] : ckpt.cropSize;
+    const size = o.windowSize ?? ckpt.window?.size;
+    const window: [number, number] = size ? [size, size] : ckpt.cropSize;
     const sharing: SharingSpec = predictorSharing(ckpt, o, window);
     const make = (batch: number) => Predictor.create(ckpt, {
       sharing, batch, crop: window, ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
@@ -77,7 +78,7 @@ export class Segmenter implements ImagePredictor {
     const first = await make(1);
     const info: ModelInfo = {
       format: 'checkpoint', classes: ckpt.classes, palette: ckpt.palette, window,
-      windowStride: defaultStride(ckpt.dataset, window), policy: sharing.policy, numShared: sharing.numShared,
+      windowStride: Math.min(ckpt.window?.stride ?? defaultStride(ckpt.dataset, window), ...window), policy: sharing.policy, numShared: sharing.numShared,
       precision: 'fp32', provider: first.provider, ...(ckpt.dataset ? { dataset: ckpt.dataset } : {}),
     };
     const seg = new Segmenter(info, ckpt.normalization, first.budget, defaultProtocol(ckpt.dataset, window), o.windowBatch ?? DEFAULT_WINDOW_BATCH, o.maxPixels ?? DEFAULT_MAX_PIXELS, make);

@@ -14,7 +14,8 @@ import type { Provider } from '../runtime/session.js';
 import { tokenBudget } from '../cts/budget.js';
 import { resolveSharing } from '../cts/spec.js';
 import { action, nonNegInt, posInt } from './util.js';
-import { checkpointOption, cropSizeOption, numSharedOption, policyWidthOption, providerOption, reductionOption, threadsOption } from './options.js';
+import { modelFile } from './model_file.js';
+import { checkpointOption, modelOption, cropSizeOption, numSharedOption, policyWidthOption, providerOption, reductionOption, threadsOption } from './options.js';
 
 interface BenchOpts {
   backbone?: string;
@@ -30,6 +31,7 @@ interface BenchOpts {
   threads?: number;
   policyWidth?: number;
   checkpoint?: string;
+  model?: string;
   image?: string;
   json?: boolean;
   sweep?: boolean;
@@ -61,6 +63,7 @@ export function registerBench(program: Command): void {
   threadsOption(cmd, { note: 'default: the physical core count; PyTorch gets the same' });
   policyWidthOption(cmd, { note: 'default 1, or the checkpoint\'s' });
   checkpointOption(cmd, { note: 'time this model instead of random weights' });
+  modelOption(cmd, { note: 'time this zoo model instead of random weights' });
   cmd
     .option('--image <file>', 'image to repeat over the batch, resized to the crop (default: a synthetic image)')
     .option('--sweep', `time the ${SWEEP_REDUCTIONS.map((r) => `${r * 100}%`).join('/')} token budgets in one run (iterations interleaved round-robin) and print a table`)
@@ -134,6 +137,9 @@ function progress(): { on: (e: BenchProgress) => void; stop: () => void; log: (l
 }
 
 async function runBenchCommand(o: BenchOpts): Promise<void> {
+  const file = await modelFile(o, true);
+  if (file !== undefined) o.checkpoint = file;
+  delete o.model;
   const provider = o.provider;
   if (o.decoder !== undefined && o.decoder !== 'mask_transformer' && o.decoder !== 'linear') {
     throw new CtsError(`--decoder must be mask_transformer or linear, got '${o.decoder}'`);

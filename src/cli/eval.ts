@@ -10,11 +10,13 @@ import { evalViews, evaluateDataset } from '../eval/evaluate.js';
 import { Segmenter } from '../api/segmenter.js';
 import { createProgress, reportMarkdown, writeReport } from '../eval/report.js';
 import { action, posInt } from './util.js';
-import { checkpointOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
+import { modelFile } from './model_file.js';
+import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
 
 /** Options of `eval` as commander parses them. */
 interface EvalOpts {
   checkpoint: string;
+  model?: string;
   dataset: string;
   dataRoot: string;
   split: string;
@@ -34,7 +36,8 @@ export function registerEval(program: Command): void {
   const cmd = program
     .command('eval')
     .description('evaluate a checkpoint on a dataset split (mIoU, mAcc, aAcc) with the official sliding-window protocol; writes metrics.json and metrics.md');
-  checkpointOption(cmd, { required: true });
+  checkpointOption(cmd);
+  modelOption(cmd);
   cmd
     .requiredOption('--dataset <name>', 'dataset: ade20k, pcontext, cityscapes, camvid or folder')
     .requiredOption('--data-root <dir>', 'dataset folder (as prepared by `cts-seg prepare`, or the CamVid/folder dataset directory)')
@@ -55,6 +58,7 @@ export function registerEval(program: Command): void {
 async function runEval(o: EvalOpts): Promise<void> {
   const provider = parseProvider(o.provider);
   const policy = parsePolicy(o.policy);
+  o.checkpoint = (await modelFile(o))!;
   const ckpt = await loadCheckpoint(o.checkpoint);
   const ds = await openDataset(o.dataset, o.dataRoot, o.split);
   const K = ds.info.classes.length;

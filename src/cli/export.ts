@@ -7,10 +7,12 @@ import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { EXPORT_POLICIES, exportModel, type ExportPolicy } from '../export/export.js';
 import { action, posInt } from './util.js';
-import { checkpointOption, cropSizeOption, numSharedOption, outOption, policyOption } from './options.js';
+import { modelFile } from './model_file.js';
+import { checkpointOption, modelOption, cropSizeOption, numSharedOption, outOption, policyOption } from './options.js';
 
 interface ExportOpts {
   checkpoint: string;
+  model?: string;
   out: string;
   numShared?: number;
   policy?: ExportPolicy;
@@ -26,7 +28,8 @@ export function registerExport(program: Command): void {
   const cmd = program
     .command('export')
     .description('export a checkpoint as ONE ONNX graph (policy net, top-S selection, sharing, ViT, decoder, unsharing) with outputs logits [B,K,H,W], class_map [B,H,W] and mask_shared [B,H/32,W/32]; classes, palette, normalisation, crop and token budget go into the metadata');
-  checkpointOption(cmd, { required: true });
+  checkpointOption(cmd);
+  modelOption(cmd);
   outOption(cmd, 'ONNX file to write (e.g. model.onnx)', { required: true });
   numSharedOption(cmd, { note: 'default: the checkpoint\'s budget' });
   policyOption(cmd, { choices: EXPORT_POLICIES, note: 'default: policy_net when the checkpoint has one, else no_sharing' });
@@ -42,6 +45,7 @@ export function registerExport(program: Command): void {
 
 async function runExport(o: ExportOpts): Promise<void> {
   if (o.classMapType !== 'uint8' && o.classMapType !== 'int64') throw new CtsError(`--class-map-type must be uint8 or int64, got '${o.classMapType}'`);
+  o.checkpoint = (await modelFile(o))!;
   const ckpt = await loadCheckpoint(o.checkpoint);
   const t0 = performance.now();
   const m = exportModel(ckpt, {

@@ -16,10 +16,12 @@ import { createProgress } from '../eval/report.js';
 import { DEFAULT_WINDOW_BATCH, Segmenter } from '../api/segmenter.js';
 import { DEFAULT_MAX_PIXELS } from '../api/platform.js';
 import { action, posInt } from './util.js';
-import { checkpointOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
+import { modelFile } from './model_file.js';
+import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
 
 interface InferOpts {
-  checkpoint: string;
+  checkpoint?: string;
+  model?: string;
   out: string;
   policy?: string;
   numShared?: number;
@@ -40,7 +42,8 @@ export function registerInfer(program: Command): void {
     .command('infer')
     .description('segment images: writes <stem>_mask.png (class colours), <stem>_overlay.png (image + mask, 50/50) and <stem>_shared.png (shared-token regions) per image')
     .argument('<images...>', 'image files (PNG/JPEG/WebP/TIFF/GIF/AVIF), any size');
-  checkpointOption(cmd, { required: true, note: 'or a cts-seg export (.onnx)' });
+  checkpointOption(cmd, { note: 'or a cts-seg export (.onnx)' });
+  modelOption(cmd);
   outOption(cmd, 'output directory (created if missing)', { required: true });
   policyOption(cmd, { note: 'default: the checkpoint\'s; oracle needs labels and is not available here' });
   numSharedOption(cmd, { note: 'per window; default: the checkpoint\'s' });
@@ -68,7 +71,7 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
     if (prev !== undefined) throw new CtsError(`${prev} and ${p} have the same stem '${s}'; their outputs would overwrite each other`);
     stems.set(s, p);
   }
-  const seg = await Segmenter.load(o.checkpoint, {
+  const seg = await Segmenter.load((await modelFile(o))!, {
     provider, ...(o.windowSize !== undefined ? { windowSize: o.windowSize } : {}), windowBatch: o.windowBatch, maxPixels: o.maxPixels, ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
   });
   if (seg.info.policy === 'oracle') {

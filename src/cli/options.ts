@@ -163,3 +163,8 @@ export function reductionOption(cmd: Command, use?: OptionUse<number>): Command 
 export function seedOption(cmd: Command, use?: OptionUse<number>): Command {
   return addShared(cmd, '--seed <n>', 'seed', nonNegInt('--seed'), use);
 }
+
+/** `--model <name>`: a model of the zoo, instead of `--checkpoint FILE` (see modelFile). */
+export function modelOption(cmd: Command, use?: OptionUse<string>): Command {
+  return addShared(cmd, '--model <name>', 'a model of the zoo (`cts-seg models`), downloaded into the cache on first use; instead of --checkpoint', undefined, use);
+}

@@ -2,6 +2,7 @@
 // and named presets are merged underneath (preset < file < flags) and validated with zod.
 import type { Command } from 'commander';
 import { readConfigFile, resolveTrainConfig, TRAIN_PRESETS } from '../train/config.js';
+import { pretrainedFile } from './model_file.js';
 import { trainSegmenter } from '../train/trainer.js';
 import { resolvePolicyConfig, trainPolicy } from '../train/policy_trainer.js';
 import { action } from './util.js';
@@ -75,7 +76,7 @@ const TRAIN_FLAGS: readonly TrainFlag[] = [
   { key: 'drop_path', flags: '--drop-path <p>', help: 'encoder stochastic depth, linearly increasing to p (default 0.1)' },
   { key: 'dropout', flags: '--dropout <p>', help: 'encoder dropout (default 0)' },
   { key: 'decoder_dropout', flags: '--decoder-dropout <p>', help: 'mask-transformer dropout (default 0.1)' },
-  { key: 'pretrained', flags: '--pretrained <file>', help: 'initial encoder weights: .safetensors (cts-seg names), AugReg .npz or a PyTorch .pth' },
+  { key: 'pretrained', flags: '--pretrained <name|file>', help: 'initial encoder weights: a zoo name (cts-seg models; pulled on first use), or a file: .safetensors (cts-seg names), AugReg .npz or a PyTorch .pth' },
   { key: 'photometric', flags: '--no-photometric', help: 'skip the photometric distortion' },
   { key: 'eval_every', flags: '--eval-every <n>', help: 'evaluate on the val split every n steps and keep best.safetensors' },
   { key: 'eval_limit', flags: '--eval-limit <n>', help: 'evaluate on the first n val images only' },
@@ -135,6 +136,7 @@ export function registerTrain(program: Command): void {
       if (typeof opts.model === 'string') flags.model = parseModelOverrides(opts.model);
       if (opts.photometric === true) delete flags.photometric; // commander's default for --no-photometric
       const cfg = resolveTrainConfig(opts.preset as string | undefined, file, flags);
+      if (cfg.pretrained) cfg.pretrained = await pretrainedFile(cfg.pretrained);
       const r = await trainSegmenter(cfg, { resume: opts.resume !== false });
       const best = r.best ? `, best ${r.best.metric} ${(100 * r.best.value).toFixed(2)} at step ${r.best.step}` : '';
       process.stdout.write(`trained ${r.step}/${r.totalSteps} steps in ${r.seconds.toFixed(1)} s (${r.imagesPerSecond.toFixed(2)} img/s), last loss ${r.lastLoss.toFixed(4)}${best}; model: ${r.modelPath}\n`);

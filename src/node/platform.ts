@@ -1,12 +1,16 @@
-// The Node side of the Segmenter API: models from paths, file: and http(s) URLs or bytes; images
+// The Node side of the Segmenter API: models from paths, file: and http(s) URLs, bytes or zoo names
+// (pulled into the cache on first use, see src/zoo); images
 // from paths, Buffers or sharp pipelines, decoded by sharp with the pixel limit checked first.
 import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Sharp } from 'sharp';
 import { CtsError } from '../base/errors.js';
 import { describeFsError } from '../io/fs.node.js';
 import { decodeImage } from '../data/image.js';
 import { registerApiPlatform, type ApiPlatform } from '../api/platform.js';
+import { resolveModel } from '../zoo/pull.node.js';
+import { findModel } from '../zoo/registry.js';
 
 function isSharp(v: unknown): v is Sharp {
   return typeof v === 'object' && v !== null && typeof (v as Sharp).metadata === 'function' && typeof (v as Sharp).raw === 'function';
@@ -58,7 +62,9 @@ export const nodePlatform: ApiPlatform = {
     const s = source instanceof URL ? source.href : source;
     if (typeof s !== 'string') throw new CtsError(`a model source must be a path, a URL or bytes, got ${source === null ? 'null' : typeof source}`);
     if (/^https?:\/\//i.test(s)) return { bytes: await download(s), name: s };
-    const path = s.startsWith('file:') ? fileURLToPath(s) : s;
+    let path = s.startsWith('file:') ? fileURLToPath(s) : s;
+    // a zoo name (cts-seg models) that is not also a file here: pulled into the cache on first use
+    if (!existsSync(path) && findModel(path)) path = await resolveModel(path);
     return { bytes: await readPath(path, 'model'), name: path };
   },
   async decodeImage(image, maxPixels) {

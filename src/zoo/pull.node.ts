@@ -16,7 +16,7 @@ import {
   type CacheEntry, type CachedFile,
 } from './cache.node.js';
 import { convertOfficialRun, type ConvertRun } from './convert.node.js';
-import { MODELS, MODEL_BASE_ENV, fileUrl, findModel, unknownModelError, type ModelRecord } from './registry.js';
+import { modelRecords, MODEL_BASE_ENV, fileUrl, findModel, unknownModelError, type ModelRecord } from './registry.js';
 
 /** File name of the converted checkpoint inside a model's cache folder. */
 export const MODEL_FILE = 'model.safetensors';
@@ -35,7 +35,7 @@ export interface PullOptions {
   base?: string;
   /** Never touch the network (default: env CTS_SEG_OFFLINE). */
   offline?: boolean;
-  /** The records to look names up in (default: {@link MODELS}); tests add their own. */
+  /** The records to look names up in (default: {@link modelRecords}); tests add their own. */
   models?: readonly ModelRecord[];
   /** Automatic resumes of an interrupted download within one call (default 3). */
   retries?: number;
@@ -63,7 +63,7 @@ export interface PullResult {
  * other than an interrupted transfer leaves nothing of the model in the cache.
  */
 export async function pull(name: string, o: PullOptions = {}): Promise<PullResult> {
-  const models = o.models ?? MODELS;
+  const models = o.models ?? modelRecords();
   const record = findModel(name, models);
   if (!record) throw unknownModelError(name, models);
   const cache = o.cache ?? cacheDir();
@@ -204,7 +204,7 @@ export interface ModelListing {
 /** Every record with its cache state, read from the index only (no hashing, so it is quick). */
 export async function listModels(o: Pick<PullOptions, 'cache' | 'models'> = {}): Promise<ModelListing[]> {
   const idx = await readIndex(o.cache ?? cacheDir());
-  return (o.models ?? MODELS).map((record) => {
+  return (o.models ?? modelRecords()).map((record) => {
     const e = idx.models[record.name];
     if (!e) return { record, cached: false };
     return { record, cached: record.kind === 'backbone' || e.model !== undefined, cachedBytes: entryBytes(e) };
@@ -217,7 +217,7 @@ export async function listModels(o: Pick<PullOptions, 'cache' | 'models'> = {}):
  * A backbone name is refused (it is no segmentation model), as is a name that is neither.
  */
 export async function resolveModel(nameOrPath: string, o: PullOptions = {}): Promise<string> {
-  const record = findModel(nameOrPath, o.models ?? MODELS);
+  const record = findModel(nameOrPath, o.models ?? modelRecords());
   if (record) {
     if (record.kind === 'backbone') {
       throw new CtsError(`${record.name} is an ImageNet backbone, not a segmentation model; train from it with cts-seg train --pretrained "$(cts-seg pull ${record.name})"`);
@@ -226,5 +226,5 @@ export async function resolveModel(nameOrPath: string, o: PullOptions = {}): Pro
   }
   if (existsSync(nameOrPath)) return resolve(nameOrPath);
   if (/[/\\]|\.[a-z0-9]+$/i.test(nameOrPath)) throw new CtsError(`cannot read ${nameOrPath}: no such file or directory`);
-  throw unknownModelError(nameOrPath, o.models ?? MODELS);
+  throw unknownModelError(nameOrPath, o.models ?? modelRecords());
 }

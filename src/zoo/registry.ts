@@ -165,8 +165,24 @@ export const MODELS: readonly ModelRecord[] = [
   augreg('large', 'AugReg ViT-L/16 (384)', AUG('L_16', 'medium1', '0.1', 'do_0.1-sd_0.1', '0.01')),
 ];
 
+const registered: ModelRecord[] = [];
+
+/**
+ * Adds a record to the registry (timm's register_model): a private model or a mirror's, and the test
+ * records. Every lookup without an explicit list (pull, models, --model, Segmenter.load) sees it.
+ */
+export function registerModelRecord(record: ModelRecord): void {
+  if (findModel(record.name)) throw new CtsError(`a model named ${record.name} is already registered`);
+  registered.push(record);
+}
+
+/** The built-in records, then the registered ones. */
+export function modelRecords(): readonly ModelRecord[] {
+  return registered.length ? [...MODELS, ...registered] : MODELS;
+}
+
 /** The record called `name` (case-insensitive, `-` and `_` alike) in `models`, if any. */
-export function findModel(name: string, models: readonly ModelRecord[] = MODELS): ModelRecord | undefined {
+export function findModel(name: string, models: readonly ModelRecord[] = modelRecords()): ModelRecord | undefined {
   const key = normalise(name);
   return models.find((m) => normalise(m.name) === key);
 }
@@ -186,7 +202,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** Up to `n` names of `models` closest to `name`: those containing it or every word of it first, then by edit distance. */
-export function closeMatches(name: string, models: readonly ModelRecord[] = MODELS, n = 3): string[] {
+export function closeMatches(name: string, models: readonly ModelRecord[] = modelRecords(), n = 3): string[] {
   const key = normalise(name);
   const words = key.split(/[_\s/]+/).filter(Boolean);
   const score = (m: ModelRecord) => {
@@ -198,7 +214,7 @@ export function closeMatches(name: string, models: readonly ModelRecord[] = MODE
 }
 
 /** The one-line error for a name no record has, listing the close matches. */
-export function unknownModelError(name: string, models: readonly ModelRecord[] = MODELS): CtsError {
+export function unknownModelError(name: string, models: readonly ModelRecord[] = modelRecords()): CtsError {
   return new CtsError(`unknown model '${name}'; did you mean ${closeMatches(name, models).join(', ')}? (cts-seg models lists them all)`);
 }
 

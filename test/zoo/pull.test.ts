@@ -142,17 +142,16 @@ describe('pull', { skip: RUN ? false : 'needs ../shared/reference/official-run' 
     }
   });
 
-  test('the default converter refuses in one line and keeps the downloads for the next pull', async () => {
+  test('the default converter is the importer of official runs: configuration and weights of the run', async () => {
     n++;
     const o = opts();
     delete o.convert;
-    await assert.rejects(pull('test_ok_camvid', o), /converting test_ok_camvid failed: .*no importer/);
-    const e = (await readIndex(o.cache!)).models.test_ok_camvid!;
-    assert.equal(e.files.length, 2);
-    assert.equal(e.model, undefined);
-    const seen = server.seen.length;
-    const r = await pull('test_ok_camvid', opts());
-    assert.deepEqual([r.downloaded, r.converted, server.seen.length], [false, true, seen]);
+    const r = await pull('test_ok_camvid', o);
+    assert.equal(r.converted, true);
+    const ckpt = await loadCheckpoint(r.path);
+    const ref = await loadCheckpoint(join(RUN!, 'expected/state_dict.safetensors'), { encoderHeads: 2 });
+    assert.deepEqual([ckpt.config.d_model, ckpt.config.n_heads, ckpt.config.n_layers, ckpt.config.n_cls, ckpt.dataset, ckpt.window], [64, 2, 2, 11, 'camvid', { size: 96, stride: 64 }]);
+    for (const [k, t] of ref.weights) assert.deepEqual(ckpt.weights.get(k)?.data, t.data, k);
   });
 
   test('resolveModel: paths as they are, backbones and unknown names refused', async () => {
