@@ -10,7 +10,8 @@ import { CtsError } from '../base/errors.js';
 import { describeFsError } from '../io/fs.node.js';
 import { parsePolicy } from '../cts/spec.js';
 import { parseProvider } from '../runtime/providers.js';
-import { writePng } from '../data/image.js';
+import { readImage, writePng } from '../data/image.js';
+import { colorize, overlay, sharedView } from '../eval/visualize.js';
 import { writeNpy } from '../io/npy.js';
 import { createProgress } from '../eval/report.js';
 import { DEFAULT_WINDOW_BATCH, Segmenter } from '../api/segmenter.js';
@@ -95,15 +96,18 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
   try {
     for (const [i, path] of images.entries()) {
       try {
-        const r = await seg.segment(path, {
-          pictures: true, mode: o.mode, seed: o.seed + i * 10_000_000, flip: !!o.flip, probabilities: !!o.saveProbabilities,
+        // decoded here (not by segment) so the three pictures can be made and written one at a time:
+        // at 8000x6000 each is 144 MB
+        const img = await readImage(path, o.maxPixels);
+        const r = await seg.segment({ ...img, channels: 3 }, {
+          mode: o.mode, seed: o.seed + i * 10_000_000, flip: !!o.flip, probabilities: !!o.saveProbabilities,
           ...(o.windowStride !== undefined ? { windowStride: o.windowStride } : {}),
         });
         const stem = join(o.out, basename(path, extname(path)));
-        const { mask, overlay, shared } = r.pictures!;
-        await writePng(`${stem}_mask.png`, r.width, r.height, 3, mask.data);
-        await writePng(`${stem}_overlay.png`, r.width, r.height, 3, overlay.data);
-        await writePng(`${stem}_shared.png`, r.width, r.height, 3, shared.data);
+        const mask = colorize(r.classMap, r.palette);
+        await writePng(`${stem}_mask.png`, r.width, r.height, 3, mask);
+        await writePng(`${stem}_overlay.png`, r.width, r.height, 3, overlay(img, mask));
+        await writePng(`${stem}_shared.png`, r.width, r.height, 3, sharedView(img, r.sharedFraction));
         if (r.probabilities) await writeNpy(`${stem}_probs.npy`, { dtype: 'float32', shape: [r.classes.length, r.height, r.width], data: r.probabilities });
       } catch (e) {
         if (!(e instanceof CtsError)) throw e;
