@@ -181,26 +181,68 @@ export function resizeBilinearTorch(chw: Float32Array, channels: number, h: numb
  * produced band by band. Reads only source rows torchSourceRows(h, dstH, y0, y1) of every channel.
  */
 export function resizeBilinearTorchRows(chw: Float32Array, channels: number, h: number, w: number, dstH: number, dstW: number, y0: number, y1: number): Float32Array {
+  const out = new Float32Array(channels * (y1 - y0) * dstW);
+  forEachResizedRow(chw, channels, h, w, dstH, dstW, y0, y1, (c, y, row) => out.set(row, (c * (y1 - y0) + y) * dstW));
+  return out;
+}
+
+/**
+ * Argmax over channels (first channel on ties, as argmaxChannels) of output rows [y0, y1) of the
+ * torch resize, without holding the band's channels x rows x dstW values: the class map of a resized
+ * logit map, the same as argmaxChannels(resizeBilinearTorchRows(...)).
+ */
+export function resizeBilinearTorchArgmaxRows(chw: Float32Array, channels: number, h: number, w: number, dstH: number, dstW: number, y0: number, y1: number): Uint8Array {
+  if (channels > 255) throw new CtsError(`${channels} classes do not fit an 8-bit class map (at most 255)`);
+  const best = new Float32Array((y1 - y0) * dstW), idx = new Uint8Array(best.length);
+  forEachResizedRow(chw, channels, h, w, dstH, dstW, y0, y1, (c, y, row) => {
+    const o = y * dstW;
+    if (c === 0) best.set(row, o);
+    else keepLarger(best, idx, o, row, c);
+  });
+  return idx;
+}
+
+function keepLarger(best: Float32Array, idx: Uint8Array, o: number, row: Float32Array, c: number): void {
+  for (let x = 0; x < row.length; x++) {
+    if (row[x]! > best[o + x]!) {
+      best[o + x] = row[x]!;
+      idx[o + x] = c;
+    }
+  }
+}
+
+/**
+ * Output rows [y0, y1) of the torch resize, handed to `sink` one (channel, row) at a time in a reused
+ * dstW buffer (channel-major, rows ascending).
+ */
+function forEachResizedRow(chw: Float32Array, channels: number, h: number, w: number, dstH: number, dstW: number, y0: number, y1: number, sink: (c: number, y: number, row: Float32Array) => void): void {
   checkSize('resizeBilinearTorchRows', dstW, dstH);
   if (!(Number.isInteger(y0) && Number.isInteger(y1) && 0 <= y0 && y0 < y1 && y1 <= dstH)) throw new CtsError(`resizeBilinearTorchRows: rows [${y0}, ${y1}) are outside the ${dstH}-row output`);
   if (chw.length < channels * h * w) throw new CtsError(`resizeBilinearTorchRows: ${chw.length} values for a ${channels}x${h}x${w} image`);
   const rows = y1 - y0;
   const ty = torchTaps(dstH, h, y0, rows), tx = torchTaps(dstW, w, 0, dstW);
   const f = Math.fround;
-  const out = new Float32Array(channels * rows * dstW);
+  // Every output row blends two horizontally resampled source rows, and an upscale reuses each source
+  // row for many output rows: resample the source rows the band reads once (the same float32 products
+  // and sum as torch's w0*a + w1*b), then blend them per output row. Identical values, fewer operations.
+  const slot = new Int32Array(h).fill(-1);
+  const used: number[] = [];
+  for (let y = 0; y < rows; y++) {
+    for (const r of [ty.i0[y]!, ty.i1[y]!]) if (slot[r] === -1) (slot[r] = used.length), used.push(r);
+  }
+  const hz = new Float32Array(used.length * dstW), line = new Float32Array(dstW);
   for (let c = 0; c < channels; c++) {
-    const src = c * h * w, dst = c * rows * dstW;
+    const src = c * h * w;
+    for (let u = 0; u < used.length; u++) {
+      const row = src + used[u]! * w, o = u * dstW;
+      for (let x = 0; x < dstW; x++) hz[o + x] = f(f(chw[row + tx.i0[x]!]! * tx.l0[x]!) + f(chw[row + tx.i1[x]!]! * tx.l1[x]!));
+    }
     for (let y = 0; y < rows; y++) {
-      const ra = src + ty.i0[y]! * w, rb = src + ty.i1[y]! * w, h0 = ty.l0[y]!, h1 = ty.l1[y]!;
-      for (let x = 0; x < dstW; x++) {
-        const x0 = tx.i0[x]!, x1 = tx.i1[x]!, w0 = tx.l0[x]!, w1 = tx.l1[x]!;
-        const top = f(f(chw[ra + x0]! * w0) + f(chw[ra + x1]! * w1));
-        const bot = f(f(chw[rb + x0]! * w0) + f(chw[rb + x1]! * w1));
-        out[dst + y * dstW + x] = f(top * h0) + f(bot * h1);
-      }
+      const a = slot[ty.i0[y]!]! * dstW, b = slot[ty.i1[y]!]! * dstW, h0 = ty.l0[y]!, h1 = ty.l1[y]!;
+      for (let x = 0; x < dstW; x++) line[x] = f(hz[a + x]! * h0) + f(hz[b + x]! * h1);
+      sink(c, y, line);
     }
   }
-  return out;
 }
 
 /** Source rows [first, last] that output rows [y0, y1) of a torch bilinear resize h -> dstH read. */

@@ -4,7 +4,7 @@
 // band needs K x rows x W. Each output pixel depends only on its own taps, so computing a band with
 // the full resize's taps and the per-pixel softmax/argmax gives the unbanded result bit for bit.
 import { CtsError } from '../base/errors.js';
-import { resizeBilinearTorchRows } from '../data/resize.js';
+import { resizeBilinearTorchArgmaxRows, resizeBilinearTorchRows } from '../data/resize.js';
 import { addSoftmax, argmaxChannels, flipRows, type FloatImage } from './sliding.js';
 
 /** One view's merged logits, as slidingLogits returns them. */
@@ -62,6 +62,18 @@ export function resizedRows(img: FloatImage, flip: boolean, H: number, W: number
     out = resizeBilinearTorchRows(data, C, h, w, H, W, y0, y1);
   }
   return flip ? flipRows(out, C, rows, W) : out;
+}
+
+/**
+ * The class map of rows [y0, y1) of one view resized to H x W (argmax over channels, first on ties),
+ * equal to argmaxChannels(resizedRows(...)) but without the band's channels x rows x W values.
+ */
+export function resizedArgmaxRows(img: FloatImage, flip: boolean, H: number, W: number, y0: number, y1: number): Uint8Array {
+  const { channels: C, height: h, width: w, data } = img;
+  const classes = h === H && w === W
+    ? argmaxChannels(resizedRows(img, false, H, W, y0, y1), C, (y1 - y0) * W)
+    : resizeBilinearTorchArgmaxRows(data, C, h, w, H, W, y0, y1);
+  return flip ? flipRows(classes, 1, y1 - y0, W) : classes;
 }
 
 /**
@@ -154,6 +166,10 @@ export class ViewMerger {
       if (this.accBands) {
         scores = this.accBands[b]!;
         this.accBands[b] = new Float32Array(0); // reclaimable while the probabilities' pages fill in
+      } else if (count === 1 && !probs) {
+        // one view, no probabilities: the argmax is taken as the band is resized
+        classes.set(resizedArgmaxRows(this.held[0]!.logits, !!this.held[0]!.flip, H, W, y0, y1), y0 * W);
+        return;
       } else if (count === 1) {
         scores = resizedRows(this.held[0]!.logits, !!this.held[0]!.flip, H, W, y0, y1);
       } else {
