@@ -3,7 +3,6 @@
 // tokens were shared. An image that cannot be read is reported and skipped; the run continues and
 // exits 1 at the end. An output folder this run created and wrote nothing into is removed.
 import { mkdir, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
 import { CtsError } from '../base/errors.js';
@@ -84,9 +83,9 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
     await seg.dispose();
     throw new CtsError(`--window-stride ${o.windowStride} exceeds the ${wh}x${ww} window; use at most ${Math.min(wh, ww)}`);
   }
-  const created = !existsSync(o.out);
+  let created: string | undefined; // the outermost folder this run made, removed again if nothing was written
   try {
-    await mkdir(o.out, { recursive: true });
+    created = await mkdir(o.out, { recursive: true });
   } catch (e) {
     await seg.dispose();
     throw new CtsError(`cannot create output directory ${o.out}: ${describeFsError(e)}`);
@@ -119,7 +118,7 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
   } finally {
     progress.stop();
     await seg.dispose();
-    if (created && failed.length === images.length) await rm(o.out, { recursive: true, force: true });
+    if (created && failed.length === images.length) await rm(created, { recursive: true, force: true });
   }
   const ok = images.length - failed.length;
   process.stdout.write(`wrote ${ok * (o.saveProbabilities ? 4 : 3)} files for ${ok} of ${images.length} images to ${o.out}\n`);

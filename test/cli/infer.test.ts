@@ -129,3 +129,11 @@ test('infer --save-probabilities --flip writes <stem>_probs.npy equal to the Seg
   const plain = await Segmenter.load(ckptPath).then(async (s) => (await s.segment(join(dir, 'img2.jpg'), { probabilities: true })).probabilities);
   assert.notDeepEqual(plain, want.probabilities, 'the flip view changes the probabilities');
 });
+
+test('infer whose every image fails removes the output folder it created', async () => {
+  const out = join(dir, 'out-none', 'nested');
+  const r = await run(['infer', '--checkpoint', ckptPath, join(dir, 'broken.png'), '--out', out]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /1 of 1 images failed/);
+  assert.ok(!existsSync(join(dir, 'out-none')), 'no empty output folder is left behind');
+});
