@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { markedBlock } from '../helpers/markdown.js';
 import { sharedDir } from '../helpers/fixtures.js';
-import { buildApp, CHROMIUM, runInChromium, type PageRun } from './webapp.js';
+import { buildApp, runInChromium, type PageRun } from './webapp.js';
+import { chromiumSkip } from '../helpers/browser.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -232,9 +233,7 @@ await seg.dispose();
   mustRun(process.execPath, [tsc, '--noEmit', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--strict', '--noUncheckedIndexedAccess', 'user.ts'], app);
 });
 
-const webSkip = !existsSync(CHROMIUM) ? `Chromium not found at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`
-  : !existsSync(WEB_ENTRY) ? 'dist/src/web/index.js does not exist yet: the browser entry (src/web/index.ts, cts-seg/web) is not on this branch'
-  : false;
+const webSkip = chromiumSkip || (!existsSync(WEB_ENTRY) ? 'dist/src/web/index.js does not exist yet: the browser entry (src/web/index.ts, cts-seg/web) is not on this branch' : false);
 
 test('a Vite app on cts-seg/web segments the sample in Chromium (wasm) exactly as Node does, on the same model file', { skip: webSkip, timeout: 300_000 }, async (t) => {
   if (installSkip) return t.skip(installSkip);

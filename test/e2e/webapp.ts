@@ -3,21 +3,14 @@
 // and run in Debian's Chromium through playwright-core. Page code is kept in strings because this
 // file is compiled for Node (no DOM types).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, sep } from 'node:path';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_FLAGS, serveStatic } from '../helpers/browser.js';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// the machine may have no network and the test must not try: no background traffic at all
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-  '.wasm': 'application/wasm', '.json': 'application/json', '.png': 'image/png', '.onnx': 'application/octet-stream',
-};
 
 /** One run of the page: the Segmenter on the main thread, or with `worker: true`. */
 export interface PageRun {
@@ -82,33 +75,14 @@ export function buildApp(dir: string, repoRoot: string, model: string, image: st
   return join(dir, 'dist');
 }
 
-/** A static file server on 127.0.0.1 (ephemeral port), without cross-origin isolation headers: the plainest host. */
-function serve(dir: string): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^([/\\])+/, '');
-    const file = join(dir, path === '' ? 'index.html' : path);
-    if (!file.startsWith(dir + sep) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    readFile(file).then(
-      (body) => res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream' }).end(body),
-      () => res.writeHead(500).end(),
-    );
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    const a = server.address() as { port: number };
-    resolve({ server, url: `http://127.0.0.1:${a.port}/` });
-  }));
-}
 
 /** Opens the built app in Chromium and returns both runs, with the page's console for messages. */
 export async function runInChromium(dist: string, timeoutMs: number): Promise<{ main: PageRun; worker: PageRun; logs: string[] }> {
-  const { server, url } = await serve(dist);
+  const { server, url } = await serveStatic(dist);
   const profile = await mkdtemp(join(tmpdir(), 'cts-e2e-chromium-'));
   const logs: string[] = [];
   try {
-    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });
+    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
     try {
       const page = await context.newPage();
       page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
