@@ -24,6 +24,8 @@ export interface RunState {
   lastLoss?: number;
   /** Wall-clock seconds spent training so far. */
   seconds: number;
+  /** Loss sum and step count of the logging window still open at this step, so a resumed run logs the same averages. */
+  window?: { loss: number; steps: number };
 }
 
 const PREFIX = 'step-';
@@ -70,6 +72,27 @@ async function listComplete(outDir: string): Promise<string[]> {
 export async function latestRunCheckpoint(outDir: string): Promise<string | undefined> {
   const dirs = await listComplete(outDir);
   return dirs.length ? join(outDir, 'checkpoints', dirs[dirs.length - 1]!) : undefined;
+}
+
+/**
+ * Loads the newest checkpoint that reads back whole, saying which unreadable ones it passed over
+ * (a disk that lost the newest one should cost its steps, not the run). Undefined when there is none.
+ */
+export async function loadLatestRunCheckpoint(outDir: string, log: (l: string) => void): Promise<{ dir: string; ck: Awaited<ReturnType<typeof loadRunCheckpoint>> } | undefined> {
+  const dirs = (await listComplete(outDir)).reverse().map((d) => join(outDir, 'checkpoints', d));
+  const failures: string[] = [];
+  for (const [i, dir] of dirs.entries()) {
+    try {
+      const ck = await loadRunCheckpoint(dir);
+      return { dir, ck };
+    } catch (e) {
+      if (!(e instanceof CtsError)) throw e;
+      failures.push(`${dir}: ${e.message}`);
+      log(`checkpoint ${dir} is unreadable (${e.message}); ${i + 1 < dirs.length ? `falling back to ${dirs[i + 1]}` : 'no older checkpoint is left'}`);
+    }
+  }
+  if (failures.length) throw new CtsError(`no checkpoint of ${outDir} is readable (${failures.join('; ')}); move checkpoints/ away to start the run again`);
+  return undefined;
 }
 
 /** Loads a checkpoint directory written by saveRunCheckpoint. */

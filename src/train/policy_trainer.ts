@@ -2,8 +2,9 @@
 // superpatch, whether it holds a single class. AdamW lr 5e-5, wd 1e-3, batch 8, constant LR, the
 // dataset's resize/crop and flip, CE with ignore 255, cell accuracy on val. Unlike the official
 // script it keeps both the last and the best checkpoint, and every save is one atomic file that
-// holds the weights, the optimizer state and the step (so a run resumes exactly).
-import { appendFile, mkdir } from 'node:fs/promises';
+// holds the weights, the optimizer state and the step (so a run resumes exactly); the save before it
+// stays beside it as policy_previous.safetensors, for when the last one cannot be read back.
+import { appendFile, rename } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -19,6 +20,7 @@ import { POLICY_CROP, trainAugmentOptions, type AugmentDataset } from '../data/a
 import { initState } from './optim.js';
 import { PolicyStep, policyAccuracyGraph } from './policy_step.js';
 import { TrainProgress } from './progress.js';
+import { cutLog, RunLock, sweepTemporaries } from './run_folder.js';
 
 /** Schema of a policy-network training run (official defaults). */
 export const PolicyConfigSchema = z.strictObject({
@@ -79,21 +81,72 @@ export interface PolicyTrainResult {
   bestPath?: string;
   bestAccuracy?: number;
   lastLoss: number;
+  /** Set when the abort signal was aborted: the checkpoint holding the last completed step. */
+  interrupted?: { checkpoint: string };
+}
+
+/** Options of trainPolicy. */
+export interface PolicyTrainOptions {
+  /** Stop after this many steps in this call; the run stays resumable. */
+  maxSteps?: number;
+  /** Progress/log lines; default: stderr. */
+  log?: (l: string) => void;
+  /** Aborting stops the run after the step in flight and checkpoints the last completed step. */
+  signal?: AbortSignal;
+}
+
+function logWindow(raw: string | undefined, path: string): [number, number] {
+  try {
+    const w = JSON.parse(raw ?? '[0,0]') as unknown;
+    if (Array.isArray(w) && w.length === 2 && w.every((x) => typeof x === 'number')) return w as [number, number];
+  } catch {
+    // reported below with the file's name
+  }
+  throw new CtsError(`${path}: malformed log_window metadata ${JSON.stringify(raw)}`);
+}
+
+type SafetensorsFile = Awaited<ReturnType<typeof readSafetensors>>;
+
+/** The newest of policy_last / policy_previous that reads back, saying which it passed over. */
+async function readLatest(paths: string[], log: (l: string) => void): Promise<SafetensorsFile | undefined> {
+  const present = paths.filter((p) => existsSync(p));
+  for (const [i, p] of present.entries()) {
+    try {
+      const f = await readSafetensors(p);
+      if (!Number.isInteger(Number(f.metadata.step))) throw new CtsError(`${p} holds no step`);
+      return f;
+    } catch (e) {
+      if (!(e instanceof CtsError)) throw e;
+      if (i + 1 === present.length) throw new CtsError(`cannot resume from ${p}: ${e.message}`);
+      log(`checkpoint ${p} is unreadable (${e.message}); falling back to ${present[i + 1]}`);
+    }
+  }
+  return undefined;
 }
 
 /** Trains (or resumes) the policy network; writes policy_last.safetensors and policy_best.safetensors. */
-export async function trainPolicy(cfg: PolicyConfig, o: { maxSteps?: number; log?: (l: string) => void } = {}): Promise<PolicyTrainResult> {
+export async function trainPolicy(cfg: PolicyConfig, o: PolicyTrainOptions = {}): Promise<PolicyTrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  await mkdir(cfg.out_dir, { recursive: true });
+  const lock = await RunLock.acquire(cfg.out_dir, log);
+  try {
+    return await trainPolicyLocked(cfg, o, log);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainPolicyLocked(cfg: PolicyConfig, o: PolicyTrainOptions, log: (l: string) => void): Promise<PolicyTrainResult> {
+  await sweepTemporaries(cfg.out_dir);
   const { augment, crop } = pipeline(cfg);
   const opt = { kind: 'adamw' as const, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: cfg.weight_decay };
   const step = await PolicyStep.create({ batch: cfg.batch_size, crop, optimizer: opt, width: cfg.width, ...(cfg.threads ? { threads: cfg.threads } : {}) });
   const lastPath = join(cfg.out_dir, 'policy_last.safetensors'), bestPath = join(cfg.out_dir, 'policy_best.safetensors');
+  const prevPath = join(cfg.out_dir, 'policy_previous.safetensors');
   let weights: Map<string, HostTensor> = initPolicyNet(cfg.seed, { width: cfg.width });
   let state: Map<string, HostTensor> = initState(opt, step.spec);
-  let done = 0, best = -1, lastLoss = NaN;
-  if (existsSync(lastPath)) {
-    const f = await readSafetensors(lastPath);
+  let done = 0, best = -1, lastLoss = NaN, window = 0, count = 0;
+  const f = await readLatest([lastPath, prevPath], log);
+  if (f) {
     if (f.metadata.config !== JSON.stringify({ ...cfg, out_dir: undefined, workers: undefined, threads: undefined })) {
       throw new CtsError(`${lastPath} was trained with another configuration; choose another --out`);
     }
@@ -101,25 +154,31 @@ export async function trainPolicy(cfg: PolicyConfig, o: { maxSteps?: number; log
     state = new Map([...f.tensors].filter(([k]) => k.startsWith('optimizer.')).map(([k, v]) => [k.slice('optimizer.'.length), v]));
     done = Number(f.metadata.step);
     best = Number(f.metadata.best_accuracy ?? -1);
+    // the logging window open at the save, so the next logged average is the uninterrupted run's
+    [window, count] = logWindow(f.metadata.log_window, lastPath);
     log(`resuming policy training at step ${done}/${cfg.iterations}`);
   }
+  await cutLog(join(cfg.out_dir, 'log.jsonl'), done);
+  let savedStep = f ? done : -1;
   const save = async (path: string, withOptimizer: boolean, acc?: number) => {
+    if (path === lastPath && existsSync(lastPath)) await rename(lastPath, prevPath);
     const t = new Map(weights);
     if (withOptimizer) for (const [k, v] of state) t.set(`optimizer.${k}`, v);
     await writeSafetensors(path, t, {
       format: 'cts-seg/policy', policy_width: String(cfg.width), dataset: cfg.dataset, step: String(done),
       config: JSON.stringify({ ...cfg, out_dir: undefined, workers: undefined, threads: undefined }), best_accuracy: String(best),
-      ...(acc !== undefined ? { val_accuracy: String(acc) } : {}),
+      ...(acc !== undefined ? { val_accuracy: String(acc) } : {}), log_window: JSON.stringify([window, count]),
     });
+    if (path === lastPath) savedStep = done;
   };
   const train = await openDataset(cfg.dataset, cfg.data_root, 'train');
   const loader = await DataLoader.create(train, { batchSize: cfg.batch_size, augment, seed: cfg.seed, dropLast: true, ...(cfg.workers !== undefined ? { workers: cfg.workers } : {}) });
   const end = Math.min(cfg.iterations, o.maxSteps !== undefined ? done + o.maxSteps : cfg.iterations);
   const progress = new TrainProgress(cfg.iterations, done, log);
-  let window = 0, count = 0;
   try {
-    if (done < end) {
+    if (done < end && !o.signal?.aborted) {
       for await (const b of loader.batches({ epoch: Math.floor(done / loader.stepsPerEpoch), step: done % loader.stepsPerEpoch })) {
+        if (o.signal?.aborted) break; // the batch arrived after the stop: abandon it
         const targets = batchTargets(b.labels, cfg.batch_size, crop[0], crop[1], cfg.dataset);
         const ts = Date.now();
         const r = await step.run(weights, state, b.images, targets, cfg.learning_rate, done + 1);
@@ -146,15 +205,17 @@ export async function trainPolicy(cfg: PolicyConfig, o: { maxSteps?: number; log
           }
           await save(lastPath, true, acc);
         }
-        if (done >= end) break;
+        if (done >= end || o.signal?.aborted) break;
       }
     }
+    if (o.signal?.aborted && savedStep !== done) await save(lastPath, true);
   } finally {
     progress.stop();
     await step.release();
     await loader.close();
   }
-  return { step: done, lastPath, ...(existsSync(bestPath) ? { bestPath, bestAccuracy: best } : {}), lastLoss };
+  const interrupted = o.signal?.aborted;
+  return { step: done, lastPath, ...(existsSync(bestPath) ? { bestPath, bestAccuracy: best } : {}), lastLoss, ...(interrupted ? { interrupted: { checkpoint: lastPath } } : {}) };
 }
 
 /** Cell accuracy (ignoring 255) on the val split, through the same pipeline with a fixed seed. */

@@ -1,7 +1,7 @@
 // The Segmenter(+CTS) training loop (spec §5): one readable loop in the spirit of nanoGPT's
 // train.py. Data from the worker-thread DataLoader, one compiled graph per step (forward, backward,
 // update), per-iteration LR, JSONL logs, periodic evaluation, atomic checkpoints and exact resume.
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CtsError } from '../base/errors.js';
 import { writeFileAtomic } from '../io/fs.node.js';
@@ -24,7 +24,8 @@ import { dropPathFactors } from '../nn/dropout.js';
 import { initState, type OptimizerOptions } from './optim.js';
 import { constantSchedule, polySchedule } from './schedule.js';
 import { TrainStep } from './step.js';
-import { latestRunCheckpoint, loadRunCheckpoint, saveRunCheckpoint, type RunState } from './checkpoints.js';
+import { latestRunCheckpoint, loadLatestRunCheckpoint, saveRunCheckpoint, type RunState } from './checkpoints.js';
+import { cutLog, RunLock, sweepTemporaries } from './run_folder.js';
 import { loadInitialWeights, loadPolicyWeights } from './weights.js';
 import { TrainProgress } from './progress.js';
 import type { TrainConfig } from './config.js';
@@ -37,6 +38,8 @@ export interface TrainOptions {
   maxSteps?: number;
   /** Progress/log lines; default: stderr. */
   log?: (line: string) => void;
+  /** Aborting stops the run after the step in flight and checkpoints the last completed step. */
+  signal?: AbortSignal;
 }
 
 /** What a finished (or stopped) training call reports. */
@@ -49,6 +52,8 @@ export interface TrainResult {
   modelPath: string;
   seconds: number;
   imagesPerSecond: number;
+  /** Set when `signal` was aborted: the checkpoint holding the last completed step. */
+  interrupted?: { checkpoint: string };
 }
 
 /** Model configuration of a run (dataset classes, crop and the architecture overrides). */
@@ -81,7 +86,17 @@ const RESUMABLE = new Set(['out_dir', 'workers', 'threads', 'provider', 'eval_ev
 export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const out = cfg.out_dir;
-  await mkdir(out, { recursive: true });
+  const lock = await RunLock.acquire(out, log);
+  try {
+    return await trainLocked(cfg, o, log);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainLocked(cfg: TrainConfig, o: TrainOptions, log: (l: string) => void): Promise<TrainResult> {
+  const out = cfg.out_dir;
+  await sweepTemporaries(out);
   const train = await openDataset(cfg.dataset, cfg.data_root, 'train');
   const model = runModelConfig(cfg, train.info);
   let cts = runCtsSettings(cfg, model);
@@ -101,10 +116,12 @@ export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Pr
   // state: fresh, or resumed from the newest complete checkpoint
   let params: Map<string, HostTensor>, state: Map<string, HostTensor>, policy: Map<string, HostTensor> | undefined;
   let run: RunState = { step: 0, config: cfg as unknown as Record<string, unknown>, seconds: 0 };
-  const latest = await latestRunCheckpoint(out);
-  if (latest && o.resume === false) throw new CtsError(`${out} already holds a run (${latest}); resume it or choose another --out`);
-  if (latest) {
-    const ck = await loadRunCheckpoint(latest);
+  const existing = o.resume === false ? await latestRunCheckpoint(out) : undefined;
+  if (existing) throw new CtsError(`${out} already holds a run (${existing}); resume it or choose another --out`);
+  const found = await loadLatestRunCheckpoint(out, log);
+  const latest = found?.dir;
+  if (found) {
+    const ck = found.ck;
     const diff = Object.keys({ ...cfg, ...ck.state.config }).filter((k) => !RESUMABLE.has(k) && JSON.stringify((cfg as Record<string, unknown>)[k]) !== JSON.stringify(ck.state.config[k]));
     if (diff.length) throw new CtsError(`cannot resume ${latest}: the configuration differs in ${diff.join(', ')} (use another --out for a new run)`);
     run = ck.state;
@@ -123,6 +140,8 @@ export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Pr
     }
     await writeFileAtomic(join(out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
   }
+  // what a killed run logged after its checkpoint is written again, identically, by this one
+  await cutLog(join(out, 'log.jsonl'), run.step);
 
   const step = await TrainStep.create({
     config: model, batch: cfg.batch_size, crop, optimizer, cts, policyBnMode: cfg.policy_bn,
@@ -137,13 +156,20 @@ export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Pr
   const progress = new TrainProgress(total, run.step, log);
   const end = Math.min(total, o.maxSteps !== undefined ? run.step + o.maxSteps : total);
   const { sh, sw } = runSharing(cts, crop, model).budget;
-  let windowLoss = 0, windowSteps = 0, images = 0;
+  let windowLoss = run.window?.loss ?? 0, windowSteps = run.window?.steps ?? 0, images = 0;
   const t0 = Date.now(), secondsBefore = run.seconds;
-  let lastCkpt: string | undefined = latest;
+  let lastCkpt: string | undefined = latest, ckptStep = latest ? run.step : -1;
+  const checkpoint = async () => {
+    run.seconds = secondsBefore + (Date.now() - t0) / 1000;
+    run.window = { loss: windowLoss, steps: windowSteps };
+    lastCkpt = await saveRunCheckpoint(out, snapshot(), state, run);
+    ckptStep = run.step;
+  };
   try {
-    if (run.step < end) {
+    if (run.step < end && !o.signal?.aborted) {
       const it = loader.batches({ epoch: Math.floor(run.step / perEpoch), step: run.step % perEpoch });
       for await (const batch of it) {
+        if (o.signal?.aborted) break; // the batch arrived after the stop: abandon it
         const t = run.step; // updates done so far
         const rng = createRng(deriveSeed(cfg.seed, 0x5eed, t));
         const dp = new Float32Array(2 * model.n_layers * cfg.batch_size);
@@ -182,24 +208,23 @@ export async function trainSegmenter(cfg: TrainConfig, o: TrainOptions = {}): Pr
             await saveCheckpoint(join(out, 'best.safetensors'), snapshot());
           }
         }
-        if (run.step % ckptEvery === 0 || run.step === end) {
-          run.seconds = secondsBefore + (Date.now() - t0) / 1000;
-          lastCkpt = await saveRunCheckpoint(out, snapshot(), state, run);
-        }
-        if (run.step >= end) break;
+        if (run.step % ckptEvery === 0 || run.step === end) await checkpoint();
+        if (run.step >= end || o.signal?.aborted) break;
       }
     }
+    if (o.signal?.aborted && ckptStep !== run.step) await checkpoint();
   } finally {
     progress.stop();
     await step.release();
     await loader.close();
   }
   const modelPath = join(out, 'model.safetensors');
-  await saveCheckpoint(modelPath, snapshot());
+  const interrupted = o.signal?.aborted;
+  if (!interrupted || run.step >= end) await saveCheckpoint(modelPath, snapshot());
   const seconds = secondsBefore + (Date.now() - t0) / 1000;
   return {
     outDir: out, step: run.step, totalSteps: total, lastLoss: run.lastLoss ?? NaN, ...(run.best ? { best: run.best } : {}),
-    modelPath, seconds, imagesPerSecond: (images * 1000) / Math.max(1, Date.now() - t0),
+    modelPath, seconds, imagesPerSecond: (images * 1000) / Math.max(1, Date.now() - t0), ...(interrupted ? { interrupted: { checkpoint: lastCkpt! } } : {}),
   };
 }
 
