@@ -6,6 +6,7 @@ import { pretrainedFile } from './model_file.js';
 import { trainSegmenter } from '../train/trainer.js';
 import { resolvePolicyConfig, trainPolicy } from '../train/policy_trainer.js';
 import { action } from './util.js';
+import { reportInterrupted, withInterrupts } from './interrupt.js';
 import { cropSizeOption, numSharedOption, outOption, policyOption, policyWidthOption, providerOption, seedOption, threadsOption } from './options.js';
 import { CtsError } from '../base/errors.js';
 
@@ -137,7 +138,8 @@ export function registerTrain(program: Command): void {
       if (opts.photometric === true) delete flags.photometric; // commander's default for --no-photometric
       const cfg = resolveTrainConfig(opts.preset as string | undefined, file, flags);
       if (cfg.pretrained) cfg.pretrained = await pretrainedFile(cfg.pretrained);
-      const r = await trainSegmenter(cfg, { resume: opts.resume !== false });
+      const { result: r, stoppedBy } = await withInterrupts('training', (signal) => trainSegmenter(cfg, { resume: opts.resume !== false, signal }));
+      if (stoppedBy && r.interrupted) return reportInterrupted(stoppedBy, r.step, r.interrupted.checkpoint);
       const best = r.best ? `, best ${r.best.metric} ${(100 * r.best.value).toFixed(2)} at step ${r.best.step}` : '';
       process.stdout.write(`trained ${r.step}/${r.totalSteps} steps in ${r.seconds.toFixed(1)} s (${r.imagesPerSecond.toFixed(2)} img/s), last loss ${r.lastLoss.toFixed(4)}${best}; model: ${r.modelPath}\n`);
     }));
@@ -150,7 +152,8 @@ export function registerTrain(program: Command): void {
   policy.action(action(async (opts: Record<string, unknown>) => {
     const file = opts.config ? await readConfigFile(String(opts.config)) : {};
     const cfg = resolvePolicyConfig({ ...file, ...toConfig(opts, policyTable) });
-    const r = await trainPolicy(cfg);
+    const { result: r, stoppedBy } = await withInterrupts('policy training', (signal) => trainPolicy(cfg, { signal }));
+    if (stoppedBy && r.interrupted) return reportInterrupted(stoppedBy, r.step, r.interrupted.checkpoint);
     const best = r.bestPath ? `; best cell accuracy ${(100 * r.bestAccuracy!).toFixed(2)}% in ${r.bestPath}` : '';
     process.stdout.write(`policy network trained ${r.step} steps, last loss ${r.lastLoss.toFixed(4)}; last: ${r.lastPath}${best}\n`);
   }));
