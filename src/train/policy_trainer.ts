@@ -108,13 +108,13 @@ function logWindow(raw: string | undefined, path: string): [number, number] {
 type SafetensorsFile = Awaited<ReturnType<typeof readSafetensors>>;
 
 /** The newest of policy_last / policy_previous that reads back, saying which it passed over. */
-async function readLatest(paths: string[], log: (l: string) => void): Promise<SafetensorsFile | undefined> {
+async function readLatest(paths: string[], log: (l: string) => void): Promise<{ path: string; file: SafetensorsFile } | undefined> {
   const present = paths.filter((p) => existsSync(p));
   for (const [i, p] of present.entries()) {
     try {
       const f = await readSafetensors(p);
       if (!Number.isInteger(Number(f.metadata.step))) throw new CtsError(`${p} holds no step`);
-      return f;
+      return { path: p, file: f };
     } catch (e) {
       if (!(e instanceof CtsError)) throw e;
       if (i + 1 === present.length) throw new CtsError(`cannot resume from ${p}: ${e.message}`);
@@ -145,7 +145,10 @@ async function trainPolicyLocked(cfg: PolicyConfig, o: PolicyTrainOptions, log: 
   let weights: Map<string, HostTensor> = initPolicyNet(cfg.seed, { width: cfg.width });
   let state: Map<string, HostTensor> = initState(opt, step.spec);
   let done = 0, best = -1, lastLoss = NaN, window = 0, count = 0;
-  const f = await readLatest([lastPath, prevPath], log);
+  const found = await readLatest([lastPath, prevPath], log);
+  const f = found?.file;
+  // an unreadable policy_last must not replace the readable policy_previous at the next save
+  let lastIsGood = found?.path === lastPath;
   if (f) {
     if (f.metadata.config !== JSON.stringify({ ...cfg, out_dir: undefined, workers: undefined, threads: undefined })) {
       throw new CtsError(`${lastPath} was trained with another configuration; choose another --out`);
@@ -161,7 +164,7 @@ async function trainPolicyLocked(cfg: PolicyConfig, o: PolicyTrainOptions, log: 
   await cutLog(join(cfg.out_dir, 'log.jsonl'), done);
   let savedStep = f ? done : -1;
   const save = async (path: string, withOptimizer: boolean, acc?: number) => {
-    if (path === lastPath && existsSync(lastPath)) await rename(lastPath, prevPath);
+    if (path === lastPath && lastIsGood) await rename(lastPath, prevPath);
     const t = new Map(weights);
     if (withOptimizer) for (const [k, v] of state) t.set(`optimizer.${k}`, v);
     await writeSafetensors(path, t, {
@@ -169,7 +172,10 @@ async function trainPolicyLocked(cfg: PolicyConfig, o: PolicyTrainOptions, log: 
       config: JSON.stringify({ ...cfg, out_dir: undefined, workers: undefined, threads: undefined }), best_accuracy: String(best),
       ...(acc !== undefined ? { val_accuracy: String(acc) } : {}), log_window: JSON.stringify([window, count]),
     });
-    if (path === lastPath) savedStep = done;
+    if (path === lastPath) {
+      savedStep = done;
+      lastIsGood = true;
+    }
   };
   const train = await openDataset(cfg.dataset, cfg.data_root, 'train');
   const loader = await DataLoader.create(train, { batchSize: cfg.batch_size, augment, seed: cfg.seed, dropLast: true, ...(cfg.workers !== undefined ? { workers: cfg.workers } : {}) });

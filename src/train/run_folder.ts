@@ -92,7 +92,8 @@ export class RunLock {
         throw new CtsError(`run folder ${dir} in use by pid ${owner.pid} (host ${owner.host})`);
       }
       log(`taking over the stale lock of ${dir}: pid ${owner.pid} (host ${owner.host}) is no longer running`);
-      // two runs may both find it stale: re-read just before removing so one never deletes the other's fresh lock
+      // re-read just before removing: a run that took the stale lock over meanwhile keeps its own lock
+      // (two take-overs within the same few microseconds remain a narrow race)
       const again = readOwner(path);
       if (again && again.pid === owner.pid && again.host === owner.host) {
         try {
