@@ -29,7 +29,10 @@ async function losses(out: string): Promise<Map<number, number>> {
   const m = new Map<number, number>();
   for (const line of (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n')) {
     const r = JSON.parse(line) as { step: number; loss?: number };
-    if (r.loss !== undefined) m.set(r.step, r.loss); // a resumed run rewrites steps after its checkpoint
+    if (r.loss !== undefined) {
+      assert.ok(!m.has(r.step), `step ${r.step} is logged once`); // the resume cuts the log back to its checkpoint
+      m.set(r.step, r.loss);
+    }
   }
   return m;
 }
