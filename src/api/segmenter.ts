@@ -103,7 +103,7 @@ export class Segmenter implements ImagePredictor {
     const x = runner.info;
     // an export's arithmetic is fixed when it is written; quantizing it here would need its float weights
     if (o.precision !== undefined && o.precision !== x.precision) {
-      throw new CtsError(`${name} is a ${x.precision} export; precision '${o.precision}' applies to checkpoints (re-export with \`cts-seg export --precision ${o.precision}\`)`);
+      throw new CtsError(`${name} was exported at ${x.precision} precision; precision '${o.precision}' applies to checkpoints (re-export with \`cts-seg export --precision ${o.precision}\`)`);
     }
     const info: ModelInfo = {
       format: 'onnx', classes: x.classes, palette: x.palette, window: x.crop, windowStride: defaultStride(x.dataset, x.crop),

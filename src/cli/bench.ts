@@ -9,13 +9,14 @@ import { findTorchPython, parsePytorchMalloc, PytorchServer, type PytorchArgs } 
 import { physicalCores } from '../bench/machine.js';
 import { createSegmenterConfig } from '../models/config.js';
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
-import { formatResult, formatSweep, type ComparedResult } from '../bench/report.js';
+import { formatPrecisionComparison, formatResult, formatSweep, precisionRatio, type ComparedResult } from '../bench/report.js';
+import type { Precision } from '../nn/params.js';
 import type { Provider } from '../runtime/session.js';
 import { tokenBudget } from '../cts/budget.js';
 import { resolveSharing } from '../cts/spec.js';
 import { action, nonNegInt, posInt } from './util.js';
 import { modelFile } from './model_file.js';
-import { checkpointOption, modelOption, cropSizeOption, numSharedOption, policyWidthOption, providerOption, reductionOption, threadsOption } from './options.js';
+import { checkpointOption, modelOption, cropSizeOption, numSharedOption, policyWidthOption, precisionOption, providerOption, reductionOption, threadsOption } from './options.js';
 
 interface BenchOpts {
   backbone?: string;
@@ -41,6 +42,8 @@ interface BenchOpts {
   comparePytorch?: boolean;
   python?: string;
   pytorchMalloc?: string;
+  precision: Precision;
+  comparePrecision?: boolean;
 }
 
 /** Registers the `bench` command. */
@@ -62,6 +65,8 @@ export function registerBench(program: Command): void {
   providerOption(cmd, { note: 'no fallback: an unavailable provider is an error' });
   threadsOption(cmd, { note: 'default: the physical core count; PyTorch gets the same' });
   policyWidthOption(cmd, { note: 'default 1, or the checkpoint\'s' });
+  precisionOption(cmd, { note: 'the policy network stays fp32' });
+  cmd.option('--compare-precision', 'time fp32 and int8 in the same run (iterations interleaved) and print both and their ratio; instead of --precision');
   checkpointOption(cmd, { note: 'time this model instead of random weights' });
   modelOption(cmd, { note: 'time this zoo model instead of random weights' });
   cmd
@@ -178,6 +183,7 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
     ...(o.sequential ? { sequential: true } : {}),
     ...(o.microBatch ? { microBatch: o.microBatch } : {}),
     ...(o.fetchLogits ? { fetchLogits: true } : {}),
+    precision: o.comparePrecision ? ['fp32', 'int8'] : o.precision,
     onProgress: pg.on,
   };
   // find PyTorch first: a missing torch is reported before minutes of timing, not after
@@ -210,6 +216,19 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
     server?.kill();
     pg.stop();
   }
+  if (o.comparePrecision) return printComparison(results, o);
   if (o.json) process.stdout.write(`${JSON.stringify(o.sweep ? { sweep: results } : results[0])}\n`);
   else process.stdout.write(`${o.sweep ? formatSweep(results) : formatResult(results[0]!)}\n`);
+}
+
+/** --compare-precision: results come budget by budget, fp32 then int8 (runBench's point order). */
+function printComparison(results: ComparedResult[], o: BenchOpts): void {
+  const fp32 = results.filter((r) => r.precision === 'fp32'), int8 = results.filter((r) => r.precision === 'int8');
+  if (o.json) {
+    const ratios = fp32.map((f, i) => ({ num_shared: f.num_shared, int8_vs_fp32: precisionRatio(f, int8[i]!) }));
+    process.stdout.write(`${JSON.stringify(o.sweep ? { sweep: results, ratios } : { results, ratio: ratios[0] })}\n`);
+  } else if (o.sweep) {
+    const ratios = fp32.map((f, i) => `S=${f.num_shared}: ${precisionRatio(f, int8[i]!).mean}x`).join(', ');
+    process.stdout.write(`fp32\n${formatSweep(fp32)}\n\nint8\n${formatSweep(int8)}\n\nint8 / fp32 images/s, same run: ${ratios}\n`);
+  } else process.stdout.write(`${formatPrecisionComparison(fp32[0]!, int8[0]!)}\n`);
 }
