@@ -71,7 +71,7 @@ async function runExport(o: ExportOpts): Promise<void> {
   const b = m.budget;
   process.stdout.write(
     `wrote ${o.out} (${(m.bytes.length / 1e6).toFixed(2)} MB, ${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
-      `policy ${m.policy}, ${m.metadata.precision}, ${b.numTokens} tokens per image${b.numShared ? ` (${b.numShared} shared superpatches, ${b.gh * b.gw} without sharing)` : ''}; ` +
+      `policy ${m.policy}, ${b.numTokens} tokens per image${b.numShared ? ` (${b.numShared} shared superpatches, ${b.gh * b.gw} without sharing)` : ''}; ${m.metadata.precision} Linear layers; ` +
       `inputs ${io(m.inputs)}; outputs ${io(m.outputs)}\n`,
   );
 }
