@@ -51,7 +51,7 @@ export function formatResult(r: ComparedResult): string {
     else {
       const pt = r.pytorch;
       lines.push(`pytorch   ${pt.images_per_second} images/s, ms/batch median ${pt.ms_per_batch.median.toFixed(1)} (p10 ${pt.ms_per_batch.p10.toFixed(1)}, p90 ${pt.ms_per_batch.p90.toFixed(1)}); iterations alternated with cts-seg's`);
-      lines.push(`          torch ${pt.torch_version}, BLAS ${pt.blas}, ${pt.threads} threads, ${pt.malloc === 'tuned' ? 'tuned' : 'stock'} malloc, peak RSS ${pt.peak_rss_mb ?? '?'} MiB${pt.policy_net ? `, policy net alone ${pt.policy_net.ms_per_batch.median.toFixed(1)} ms/batch` : ''}`);
+      lines.push(`          torch ${pt.torch_version}, BLAS ${pt.blas}, ${pt.threads} threads, ${pt.malloc === 'tuned' ? 'tuned' : 'stock'} malloc,${r.precision === 'int8' ? ' int8 (quantize_dynamic on nn.Linear, onednn),' : ''} peak RSS ${pt.peak_rss_mb ?? '?'} MiB${pt.policy_net ? `, policy net alone ${pt.policy_net.ms_per_batch.median.toFixed(1)} ms/batch` : ''}`);
       lines.push(`ratio     cts-seg / PyTorch = ${r.speedup_vs_pytorch}x`);
     }
   }
