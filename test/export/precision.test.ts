@@ -1,7 +1,9 @@
 // int8 precision from the checkpoint to the exported file: the export records its precision, uses the
 // com.microsoft quantized product, is much smaller and runs in a fresh session close to float32; the
-// Predictor and the Segmenter API report and honour the precision; float32 stays the default.
+// Predictor and the Segmenter API report and honour the precision; float32 stays the default. The same
+// int8 file runs in onnxruntime-web's wasm build (here in Node), whose binary has the contrib op too.
 import { test } from 'node:test';
+import * as ortWeb from 'onnxruntime-web';
 import assert from 'node:assert/strict';
 import { readNpy } from '../../src/io/npy.js';
 import { loadCheckpoint } from '../../src/cts/checkpoint.node.js';
@@ -71,4 +73,24 @@ test('Segmenter.load: precision int8 for checkpoints, an export keeps its own an
   assert.deepEqual([ex.info.format, ex.info.precision], ['onnx', 'int8']);
   await ex.dispose();
   await assert.rejects(Segmenter.load(bytes, { precision: 'fp32' }), /was exported at int8 precision; precision 'fp32' applies to checkpoints/);
+});
+
+test('the int8 export runs in onnxruntime-web (wasm) with the class map of onnxruntime-node', async () => {
+  const ckpt = await loadCheckpoint(tiny('weights.safetensors'));
+  const input = await readNpy(tiny('input.npy'));
+  const bytes = exportModel(ckpt, { batch: 2, precision: 'int8' }).bytes;
+  const node = await runFresh(bytes, { input });
+  ortWeb.env.wasm.numThreads = 1;
+  const web = await ortWeb.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+  try {
+    const w = await web.run({ input: new ortWeb.Tensor('float32', input.data as Float32Array, input.shape) });
+    assert.deepEqual([...(w.class_map!.data as Uint8Array)], [...(node.class_map!.data as Uint8Array)]);
+    // wasm's int8 kernels are not MLAS's x86 ones: the sums agree, the float rounding around them not bit for bit
+    const a = w.logits!.data as Float32Array, b = node.logits!.data as Float32Array;
+    let d = 0;
+    for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    assert.ok(d < 0.02, `max |wasm - node| = ${d}`);
+  } finally {
+    await web.release();
+  }
 });
