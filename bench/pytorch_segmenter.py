@@ -266,6 +266,9 @@ def main():
     ap.add_argument("--no-policy-timing", action="store_true", help="do not time the policy network on its own")
     ap.add_argument("--serve", action="store_true", help="build the models, then time single iterations on request (stdin/stdout, JSON lines)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--quantize-dynamic", choices=["onednn", "qnnpack"],
+                    help="int8: torch.ao.quantization.quantize_dynamic on every nn.Linear (qint8 weights, activations "
+                         "quantized at run time) with this quantized engine; Debian's torch has no fbgemm")
     a = ap.parse_args()
     if torch is None:
         reason = f"PyTorch is not installed ({TORCH_ERROR}); on Debian: apt-get install python3-torch"
@@ -286,6 +289,10 @@ def main():
             return 2
     torch.manual_seed(0)
     models = {S: Segmenter(d, depth, heads, a.classes, size, a.decoder, S, a.policy_width).eval() for S in budgets}
+    if a.quantize_dynamic:
+        # the counterpart of `cts-seg --precision int8`: Linear layers only, the policy net's convs stay float
+        torch.backends.quantized.engine = a.quantize_dynamic
+        models = {S: torch.ao.quantization.quantize_dynamic(m, {nn.Linear}, dtype=torch.qint8) for S, m in models.items()}
     x = (torch.rand(1, 3, *size) * 2 - 1).expand(a.batch, -1, -1, -1).contiguous()
     if a.serve:
         return serve(models, x)
@@ -303,6 +310,7 @@ def main():
         "images_per_second_median": round(a.batch * 1000 / st["median"], 3),
         "ms_per_batch": st,
         "policy_net": None,
+        "quantized": a.quantize_dynamic or None,
     }
     if S and not a.no_policy_timing:
         pst = stats(time_it(model.policy_net, x, min(a.warmup, 10), a.iters, "policy net"))

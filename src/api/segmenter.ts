@@ -16,6 +16,7 @@ import { colorize, overlay, sharedView } from '../eval/visualize.js';
 import { ExportRunner, looksLikeOnnx } from '../export/runner.js';
 import { apiPlatform, DEFAULT_MAX_PIXELS, isRawImage, rawToRgb } from './platform.js';
 import type { ImageInput, LoadOptions, ModelInfo, ModelSource, SegmentOptions, SegmentResult } from './types.js';
+import { PRECISIONS } from '../nn/params.js';
 
 /** Default windows per model call. */
 export const DEFAULT_WINDOW_BATCH = 4;
@@ -71,7 +72,7 @@ export class Segmenter implements ImagePredictor {
     const window: [number, number] = size ? [size, size] : ckpt.cropSize;
     const sharing: SharingSpec = predictorSharing(ckpt, o, window);
     const make = (batch: number) => Predictor.create(ckpt, {
-      sharing, batch, crop: window, ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
+      sharing, batch, crop: window, precision: o.precision ?? 'fp32', ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
       ...(o.onFallback ? { onFallback: o.onFallback } : {}),
     });
     // compile once up front: load() is where errors and the provider fallback message belong
@@ -79,7 +80,7 @@ export class Segmenter implements ImagePredictor {
     const info: ModelInfo = {
       format: 'checkpoint', classes: ckpt.classes, palette: ckpt.palette, window,
       windowStride: Math.min(ckpt.window?.stride ?? defaultStride(ckpt.dataset, window), ...window), policy: sharing.policy, numShared: sharing.numShared,
-      precision: 'fp32', provider: first.provider, ...(ckpt.dataset ? { dataset: ckpt.dataset } : {}),
+      precision: o.precision ?? 'fp32', provider: first.provider, ...(ckpt.dataset ? { dataset: ckpt.dataset } : {}),
     };
     const seg = new Segmenter(info, ckpt.normalization, first.budget, defaultProtocol(ckpt.dataset, window), o.windowBatch ?? DEFAULT_WINDOW_BATCH, o.maxPixels ?? DEFAULT_MAX_PIXELS, make);
     seg.runners.set(1, Promise.resolve(first));
@@ -100,9 +101,13 @@ export class Segmenter implements ImagePredictor {
       ...(externalData ? { externalData } : {}), ...(o.onFallback ? { onFallback: o.onFallback } : {}),
     });
     const x = runner.info;
+    // an export's arithmetic is fixed when it is written; quantizing it here would need its float weights
+    if (o.precision !== undefined && o.precision !== x.precision) {
+      throw new CtsError(`${name} was exported at ${x.precision} precision; precision '${o.precision}' applies to checkpoints (re-export with \`cts-seg export --precision ${o.precision}\`)`);
+    }
     const info: ModelInfo = {
       format: 'onnx', classes: x.classes, palette: x.palette, window: x.crop, windowStride: defaultStride(x.dataset, x.crop),
-      policy: runner.policy, numShared: runner.budget.numShared, precision: 'fp32', provider: runner.provider, ...(x.dataset ? { dataset: x.dataset } : {}),
+      policy: runner.policy, numShared: runner.budget.numShared, precision: x.precision, provider: runner.provider, ...(x.dataset ? { dataset: x.dataset } : {}),
     };
     // one session whatever the batch: a static export pads, a symbolic one takes up to windowBatch
     const shared = Promise.resolve<WindowRunner>(runner);
@@ -240,7 +245,7 @@ function maxWindows(img: RGBImage, protocol: Pick<EvalProtocol, 'resizeShort' | 
 }
 
 function checkLoadOptions(o: LoadOptions): void {
-  if (o.precision !== undefined && o.precision !== 'fp32') throw new CtsError(`precision '${String(o.precision)}' is not available; expected fp32`);
+  if (o.precision !== undefined && !PRECISIONS.includes(o.precision)) throw new CtsError(`precision '${String(o.precision)}' is not available; expected ${PRECISIONS.join(' or ')}`);
   if (o.windowBatch !== undefined && !(Number.isInteger(o.windowBatch) && o.windowBatch > 0)) throw new CtsError(`windowBatch must be a positive integer, got ${o.windowBatch}`);
   if (o.windowSize !== undefined && !(Number.isInteger(o.windowSize) && o.windowSize > 0)) throw new CtsError(`windowSize must be a positive integer, got ${o.windowSize}`);
   if (o.maxPixels !== undefined && !(Number.isInteger(o.maxPixels) && o.maxPixels > 0)) throw new CtsError(`maxPixels must be a positive integer, got ${o.maxPixels}`);

@@ -6,6 +6,7 @@ import type { PolicyMethod } from '../cts/spec.js';
 import type { RGBImage } from '../data/types.js';
 import type { ModelCheckpoint } from '../cts/checkpoint.js';
 import type { RawImage } from './platform.js';
+import type { Precision } from '../nn/params.js';
 
 /**
  * Images segment() accepts, by platform: each platform entry adds its own kinds to this interface
@@ -28,8 +29,8 @@ export interface ModelSources {
 /** A model source load() accepts on the platform in use (see ModelSources). */
 export type ModelSource = ModelSources[keyof ModelSources];
 
-/** Arithmetic precision of the model (int8 arrives with the quantization work). */
-export type Precision = 'fp32';
+/** Arithmetic precision of the model: fp32, or int8 Linear layers (per-channel weights, dynamically quantized activations). */
+export type { Precision } from '../nn/params.js';
 
 /** Options of Segmenter.load. */
 export interface LoadOptions {

@@ -1,16 +1,16 @@
 // Host-side (CPU) tensor type shared across the project: a dtype tag, a shape and a flat C-order typed array.
 
 /** Element types a host tensor can hold. `bool` is stored one byte per element (0/1) in a Uint8Array. */
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'int8' | 'bool';
 
 /** Any typed array that can back a HostTensor. */
-export type TypedArrayFor = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+export type TypedArrayFor = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
 
 /** A dense, C-order (row-major) tensor living in host memory. */
 export interface HostTensor {
   dtype: DType;
   shape: number[];
-  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
 }
 
 type TypedArrayCtor =
@@ -18,7 +18,8 @@ type TypedArrayCtor =
   | Float64ArrayConstructor
   | BigInt64ArrayConstructor
   | Int32ArrayConstructor
-  | Uint8ArrayConstructor;
+  | Uint8ArrayConstructor
+  | Int8ArrayConstructor;
 
 const CTORS: Record<DType, TypedArrayCtor> = {
   float32: Float32Array,
@@ -26,11 +27,12 @@ const CTORS: Record<DType, TypedArrayCtor> = {
   int64: BigInt64Array,
   int32: Int32Array,
   uint8: Uint8Array,
+  int8: Int8Array,
   bool: Uint8Array,
 };
 
 /** All supported dtypes, in a stable order. */
-export const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'];
+export const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'int8', 'bool'];
 
 /** True when `s` names a supported DType. */
 export function isDType(s: unknown): s is DType {

@@ -10,7 +10,7 @@ import { CompiledGraph, type Provider } from '../runtime/session.js';
 import { parseProvider } from '../runtime/providers.js';
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
-import { constantParams } from '../nn/params.js';
+import { constantParams, type Precision } from '../nn/params.js';
 import { buildPolicyNet } from '../models/policynet.js';
 import { buildCtsSegmenterMicroBatched, defaultMicroBatch, prefixed } from '../cts/segmenter.js';
 import type { TokenBudget } from '../cts/budget.js';
@@ -55,6 +55,11 @@ export interface BenchOptions extends BenchModelOptions {
    * cts-seg's, warm-up included, so that both see the same machine load.
    */
   companion?: Companion;
+  /**
+   * Precision of the Linear layers (default fp32). Several are timed as separate points of the same
+   * run, interleaved like budgets (every budget at every precision), so their ratio is a same-run one.
+   */
+  precision?: Precision | readonly Precision[];
 }
 
 /** An implementation that times one iteration of the budget-S model on request, in ms. */
@@ -120,6 +125,8 @@ export interface BenchResult {
   /** 1-minute load average before and after timing (other processes skew timings). */
   load_average: [number, number];
   date: string;
+  /** Arithmetic of the Linear layers. */
+  precision: Precision;
   /** The companion's numbers for the same budget, when one ran. */
   companion?: CompanionResult;
 }
@@ -137,6 +144,7 @@ async function compileOn(g: Graph, provider: Provider, threads: number): Promise
 
 interface Point {
   label: string;
+  precision: Precision;
   budget: TokenBudget;
   macs: SegmenterMacs;
   session?: CompiledGraph;
@@ -154,7 +162,7 @@ async function compilePoint(m: BenchModel, pt: Point, r: ReturnType<typeof resol
   const S = pt.budget.numShared;
   const g = new Graph();
   const x = g.input('input', [batch, 3, m.size[0], m.size[1]]);
-  const p = constantParams(g, m.weights);
+  const p = constantParams(g, m.weights, { precision: pt.precision });
   const policy = { kind: 'policy_net' as const, bnMode: 'eval' as const, ...(m.policyWidth !== undefined ? { width: m.policyWidth } : {}) };
   const o = { numShared: S, microBatch, ...(S > 0 ? { policy } : {}) };
   if (fetchLogits) {
@@ -235,11 +243,15 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchResult[]> {
   const patch = config.patch_size;
   if (!(h > 0 && w > 0 && h % patch === 0 && w % patch === 0)) throw new CtsError(`image size ${h}x${w} must be a positive multiple of the patch size ${patch}`);
   const microBatch = Math.min(r.microBatch ?? defaultMicroBatch(config, h, w, r.batch), r.batch);
-  const points: Point[] = (o.numShared ?? [0]).map((S) => {
+  const precisions: readonly Precision[] = typeof o.precision === 'string' ? [o.precision] : (o.precision ?? ['fp32']);
+  if (precisions.length === 0) throw new CtsError('--precision needs at least one of fp32, int8');
+  const points: Point[] = (o.numShared ?? [0]).flatMap((S) => {
     // validates the budget before any compilation: impossible budgets fail fast with the rule
     const macs = segmenterMacs(config, { size: [h, w], numShared: S, ...(model.policyWidth !== undefined ? { policyWidth: model.policyWidth } : {}) });
     const budget = macs.budget;
-    return { label: `S=${S}`, budget, macs, times: [], policyTimes: [], companionTimes: [], companionPolicyTimes: [] };
+    return precisions.map((precision) => ({
+      label: precisions.length > 1 ? `S=${S} ${precision}` : `S=${S}`, precision, budget, macs, times: [], policyTimes: [], companionTimes: [], companionPolicyTimes: [],
+    }));
   });
   const feeds = { input: await benchInput(o, model.size, r.batch) };
   const machine = machineInfo();
@@ -302,6 +314,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchResult[]> {
       peak_rss_mb: peakRssMb(),
       load_average: [Math.round(load0 * 100) / 100, Math.round(load1 * 100) / 100],
       date: new Date().toISOString(),
+      precision: p.precision,
       ...(p.companionTimes.length ? { companion: companionResult(p, r.batch) } : {}),
     };
   });

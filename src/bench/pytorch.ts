@@ -79,6 +79,8 @@ export interface PytorchArgs {
   threads: number;
   /** The PyTorch process's allocator setup (default: the stock environment). */
   malloc?: PytorchMalloc;
+  /** int8 models: torch's quantize_dynamic on every nn.Linear with this quantized engine (Debian's torch has onednn and qnnpack, no fbgemm). */
+  quantize?: 'onednn' | 'qnnpack';
 }
 
 /** timm names of the presets map back to the script's short names. */
@@ -106,7 +108,7 @@ export class PytorchServer {
     return PytorchServer.launch(python, pytorchScript(), [
       '--backbone', backbone, '--decoder', a.decoder, '--classes', String(a.classes),
       '--image-size', `${a.imageSize[0]}x${a.imageSize[1]}`, '--num-shared', a.budgets.join(','), '--policy-width', String(a.policyWidth),
-      '--batch', String(a.batch), '--threads', String(a.threads),
+      '--batch', String(a.batch), '--threads', String(a.threads), ...(a.quantize ? ['--quantize-dynamic', a.quantize] : []),
     ], a.malloc);
   }
 

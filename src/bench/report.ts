@@ -37,6 +37,7 @@ export function formatResult(r: ComparedResult): string {
     ...headerLines(r),
     `tokens    ${r.tokens_per_image} per image (${r.num_shared ? `${r.num_shared} of ${r.num_not_shared / 4 + r.num_shared} superpatches shared, ${pct(r.reduction)} fewer` : 'no sharing'})`,
     `GMAC      ${f2(r.gmacs.total)} per image (encoder ${f2(r.gmacs.encoder)}, decoder ${f2(r.gmacs.decoder)}, policy ${f2(r.gmacs.policy)}, upsample ${f2(r.gmacs.upsample)}); ${r.gmacs_per_second} GMAC/s reached`,
+    `precision ${r.precision} (Linear layers${r.precision === 'int8' ? ': int8 weights per output channel, activations quantized at run time' : ''})`,
     `speed     ${r.images_per_second} images/s (median-based ${r.images_per_second_median})`,
     `ms/batch  median ${t.median.toFixed(1)}, p10 ${t.p10.toFixed(1)}, p90 ${t.p90.toFixed(1)}, mean ${t.mean.toFixed(1)}`,
   ];
@@ -50,7 +51,7 @@ export function formatResult(r: ComparedResult): string {
     else {
       const pt = r.pytorch;
       lines.push(`pytorch   ${pt.images_per_second} images/s, ms/batch median ${pt.ms_per_batch.median.toFixed(1)} (p10 ${pt.ms_per_batch.p10.toFixed(1)}, p90 ${pt.ms_per_batch.p90.toFixed(1)}); iterations alternated with cts-seg's`);
-      lines.push(`          torch ${pt.torch_version}, BLAS ${pt.blas}, ${pt.threads} threads, ${pt.malloc === 'tuned' ? 'tuned' : 'stock'} malloc, peak RSS ${pt.peak_rss_mb ?? '?'} MiB${pt.policy_net ? `, policy net alone ${pt.policy_net.ms_per_batch.median.toFixed(1)} ms/batch` : ''}`);
+      lines.push(`          torch ${pt.torch_version}, BLAS ${pt.blas}, ${pt.threads} threads, ${pt.malloc === 'tuned' ? 'tuned' : 'stock'} malloc,${r.precision === 'int8' ? ' int8 (quantize_dynamic on nn.Linear, onednn),' : ''} peak RSS ${pt.peak_rss_mb ?? '?'} MiB${pt.policy_net ? `, policy net alone ${pt.policy_net.ms_per_batch.median.toFixed(1)} ms/batch` : ''}`);
       lines.push(`ratio     cts-seg / PyTorch = ${r.speedup_vs_pytorch}x`);
     }
   }
@@ -83,4 +84,19 @@ export function formatSweep(rs: ComparedResult[]): string {
   const skipped = rs.map((r) => r.pytorch).find((p) => p && 'skipped' in p) as { skipped: string } | undefined;
   if (skipped) foot.push(`PyTorch comparison skipped: ${skipped.skipped}`);
   return [...headerLines(base), '', line(head), ...rows.map(line), '', ...foot].join('\n');
+}
+
+/**
+ * Report of one budget timed at both precisions in the same run (iterations interleaved): each
+ * precision's report, then the int8 / fp32 ratio of images/s, mean- and median-based.
+ */
+export function formatPrecisionComparison(fp32: ComparedResult, int8: ComparedResult): string {
+  const r = precisionRatio(fp32, int8);
+  return [formatResult(fp32), '', formatResult(int8), '', `ratio     int8 / fp32 = ${r.mean}x (median-based ${r.median}x), same run`].join('\n');
+}
+
+/** int8 images/s over fp32 images/s, mean- and median-based, to 3 decimals. */
+export function precisionRatio(fp32: BenchResult, int8: BenchResult): { mean: number; median: number } {
+  const q = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+  return { mean: q(int8.images_per_second, fp32.images_per_second), median: q(int8.images_per_second_median, fp32.images_per_second_median) };
 }

@@ -9,13 +9,14 @@ import { findTorchPython, parsePytorchMalloc, PytorchServer, type PytorchArgs } 
 import { physicalCores } from '../bench/machine.js';
 import { createSegmenterConfig } from '../models/config.js';
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
-import { formatResult, formatSweep, type ComparedResult } from '../bench/report.js';
+import { formatPrecisionComparison, formatResult, formatSweep, precisionRatio, type ComparedResult } from '../bench/report.js';
+import type { Precision } from '../nn/params.js';
 import type { Provider } from '../runtime/session.js';
 import { tokenBudget } from '../cts/budget.js';
 import { resolveSharing } from '../cts/spec.js';
 import { action, nonNegInt, posInt } from './util.js';
 import { modelFile } from './model_file.js';
-import { checkpointOption, modelOption, cropSizeOption, numSharedOption, policyWidthOption, providerOption, reductionOption, threadsOption } from './options.js';
+import { checkpointOption, modelOption, cropSizeOption, numSharedOption, policyWidthOption, precisionOption, providerOption, reductionOption, threadsOption } from './options.js';
 
 interface BenchOpts {
   backbone?: string;
@@ -41,6 +42,8 @@ interface BenchOpts {
   comparePytorch?: boolean;
   python?: string;
   pytorchMalloc?: string;
+  precision: Precision;
+  comparePrecision?: boolean;
 }
 
 /** Registers the `bench` command. */
@@ -62,6 +65,8 @@ export function registerBench(program: Command): void {
   providerOption(cmd, { note: 'no fallback: an unavailable provider is an error' });
   threadsOption(cmd, { note: 'default: the physical core count; PyTorch gets the same' });
   policyWidthOption(cmd, { note: 'default 1, or the checkpoint\'s' });
+  precisionOption(cmd, { note: 'the policy network stays fp32' });
+  cmd.option('--compare-precision', 'time fp32 and int8 in the same run (iterations interleaved) and print both and their ratio; instead of --precision');
   checkpointOption(cmd, { note: 'time this model instead of random weights' });
   modelOption(cmd, { note: 'time this zoo model instead of random weights' });
   cmd
@@ -69,7 +74,7 @@ export function registerBench(program: Command): void {
     .option('--sweep', `time the ${SWEEP_REDUCTIONS.map((r) => `${r * 100}%`).join('/')} token budgets in one run (iterations interleaved round-robin) and print a table`)
     .option('--fetch-logits', 'copy the full logits [B,K,H,W] into a JS buffer every iteration, as a Predictor user gets them (default: they stay in ORT memory and a per-image sum is fetched, like PyTorch\'s model(x) output)')
     .option('--sequential', 'with --sweep: one budget after the other instead of interleaved (one session in memory at a time)')
-    .option('--compare-pytorch', 'also time the same model in PyTorch (bench/pytorch_segmenter.py, same protocol and threads) and print the ratio and peak RSS of each')
+    .option('--compare-pytorch', 'also time the same model in PyTorch (bench/pytorch_segmenter.py, same protocol and threads) and print the ratio and peak RSS of each; with --precision int8, PyTorch\'s quantize_dynamic int8 model (onednn engine)')
     .option('--python <path>', 'Python interpreter for --compare-pytorch (default: $CTS_PYTHON, python3 or /usr/bin/python3, whichever imports torch)')
     .option('--pytorch-malloc <mode>', 'PyTorch\'s allocator for --compare-pytorch: default (the stock environment) or tuned (glibc keeps freed memory: stock PyTorch spends much of its time re-faulting its attention maps)', 'default')
     .option('--json', 'print one JSON object (images_per_second, ms_per_batch, gmacs, machine...; a sweep gives {"sweep": [...]})')
@@ -146,6 +151,7 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
   }
   if (o.numShared !== undefined && o.reduction !== undefined) throw new CtsError('give --num-shared or --reduction, not both');
   if (o.sweep && (o.numShared !== undefined || o.reduction !== undefined)) throw new CtsError('--sweep times its own budgets; leave out --num-shared and --reduction');
+  if (o.comparePrecision && o.comparePytorch) throw new CtsError('--compare-precision and --compare-pytorch exclude each other: compare with PyTorch at one --precision (int8 times PyTorch\'s quantize_dynamic model)');
   const size = o.cropSize;
   const patch = 16;
   // with a checkpoint the crop (and so the budgets) are known only after loading; presets use 512
@@ -178,6 +184,7 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
     ...(o.sequential ? { sequential: true } : {}),
     ...(o.microBatch ? { microBatch: o.microBatch } : {}),
     ...(o.fetchLogits ? { fetchLogits: true } : {}),
+    precision: o.comparePrecision ? ['fp32', 'int8'] : o.precision,
     onProgress: pg.on,
   };
   // find PyTorch first: a missing torch is reported before minutes of timing, not after
@@ -192,7 +199,8 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
       const threads = bo.threads ?? physicalCores();
       bo.threads = threads;
       pg.log('bench: starting the PyTorch model(s) (bench/pytorch_segmenter.py --serve)');
-      server = await PytorchServer.start(torch.python, { ...(await pytorchArgs(bo, budgets, threads)), malloc });
+      // int8 against int8: PyTorch's own dynamic quantization of its Linear layers (onednn: the faster of Debian's two engines here)
+      server = await PytorchServer.start(torch.python, { ...(await pytorchArgs(bo, budgets, threads)), malloc, ...(o.precision === 'int8' ? { quantize: 'onednn' as const } : {}) });
       if (/\/blas\/libblas\.so/.test(server.info.blas)) pg.log(`bench: warning: PyTorch runs on the reference BLAS (${server.info.blas}), ~15x slower than OpenBLAS; install libopenblas0-openmp for a fair comparison`);
       bo.companion = server;
     }
@@ -210,6 +218,19 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
     server?.kill();
     pg.stop();
   }
+  if (o.comparePrecision) return printComparison(results, o);
   if (o.json) process.stdout.write(`${JSON.stringify(o.sweep ? { sweep: results } : results[0])}\n`);
   else process.stdout.write(`${o.sweep ? formatSweep(results) : formatResult(results[0]!)}\n`);
+}
+
+/** --compare-precision: results come budget by budget, fp32 then int8 (runBench's point order). */
+function printComparison(results: ComparedResult[], o: BenchOpts): void {
+  const fp32 = results.filter((r) => r.precision === 'fp32'), int8 = results.filter((r) => r.precision === 'int8');
+  if (o.json) {
+    const ratios = fp32.map((f, i) => ({ num_shared: f.num_shared, int8_vs_fp32: precisionRatio(f, int8[i]!) }));
+    process.stdout.write(`${JSON.stringify(o.sweep ? { sweep: results, ratios } : { results, ratio: ratios[0] })}\n`);
+  } else if (o.sweep) {
+    const ratios = fp32.map((f, i) => `S=${f.num_shared}: ${precisionRatio(f, int8[i]!).mean}x`).join(', ');
+    process.stdout.write(`fp32\n${formatSweep(fp32)}\n\nint8\n${formatSweep(int8)}\n\nint8 / fp32 images/s, same run: ${ratios}\n`);
+  } else process.stdout.write(`${formatPrecisionComparison(fp32[0]!, int8[0]!)}\n`);
 }

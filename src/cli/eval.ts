@@ -11,7 +11,16 @@ import { Segmenter } from '../api/segmenter.js';
 import { createProgress, reportMarkdown, writeReport } from '../eval/report.js';
 import { action, posInt } from './util.js';
 import { modelFile } from './model_file.js';
-import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
+import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, precisionOption, providerOption, seedOption, windowStrideOption } from './options.js';
+import type { Precision } from '../nn/params.js';
+import { Predictor, predictorSharing } from '../cts/predictor.js';
+import type { ModelCheckpoint } from '../cts/checkpoint.js';
+import type { PolicyMethod } from '../cts/spec.js';
+import type { Provider } from '../runtime/providers.js';
+import type { SegDataset } from '../data/types.js';
+import { ComparingRunner } from '../eval/compare.js';
+import { runnerPredictor } from '../eval/evaluate.js';
+import type { EvalReport } from '../eval/report.js';
 
 /** Options of `eval` as commander parses them. */
 interface EvalOpts {
@@ -29,6 +38,8 @@ interface EvalOpts {
   seed: number;
   out?: string;
   provider: string;
+  precision: Precision;
+  comparePrecision?: boolean;
 }
 
 /** Registers the `eval` command. */
@@ -52,6 +63,8 @@ export function registerEval(program: Command): void {
   seedOption(cmd, { note: 'of the random policy', default: 0 });
   outOption(cmd, 'output directory for metrics.json and metrics.md (default: runs/eval-<dataset>-<split>)');
   providerOption(cmd, { note: 'falls back to cpu with a message' });
+  precisionOption(cmd);
+  cmd.option('--compare-precision', 'also evaluate int8 on the same windows as fp32 (a second pass) and report both mIoUs, the argmax agreement and the logit error of int8 against fp32');
   cmd.action(action(runEval));
 }
 
@@ -71,7 +84,7 @@ async function runEval(o: EvalOpts): Promise<void> {
     throw new CtsError(`--window-stride ${o.windowStride} exceeds the ${window.join('x')} window of ${o.checkpoint}; use at most ${maxStride}`);
   }
   const stride = o.windowStride ?? Math.min(ds.info.eval.windowStride, maxStride);
-  const seg = await Segmenter.load(ckpt, { ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}), windowBatch: o.windowBatch, provider });
+  const seg = await Segmenter.load(ckpt, { ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}), windowBatch: o.windowBatch, provider, precision: o.precision });
   const n = Math.min(ds.samples.length, o.limit ?? Infinity);
   const progress = createProgress(n, 'eval');
   let res;
@@ -94,9 +107,32 @@ async function runEval(o: EvalOpts): Promise<void> {
       ...(ds.info.eval.maxLong ? { maxLong: ds.info.eval.maxLong } : {}),
     },
     policy: seg.info.policy, numShared: b.numShared, tokensPerWindow: b.numTokens, tokensNoSharing: b.gh * b.gw,
-    windows: res.windows, seconds: res.seconds, provider: seg.info.provider, windowBatch: o.windowBatch,
+    windows: res.windows, seconds: res.seconds, provider: seg.info.provider, windowBatch: o.windowBatch, precision: seg.info.precision,
+    ...(o.comparePrecision ? { precisionComparison: await compareInt8(ckpt, ds, o, { stride, policy, provider }) } : {}),
   };
   const out = o.out ?? `runs/eval-${o.dataset}-${o.split}`;
   await writeReport(out, report);
   process.stdout.write(`${reportMarkdown(report)}\nwrote metrics.json and metrics.md to ${out}\n`);
+}
+
+/**
+ * int8 against fp32 over the same windows: both compiled with the same sharing (the policy network
+ * stays float32, so both share the same tokens), each window run through both, the int8 result
+ * scored. A pass of its own, so the main evaluation's timing is untouched.
+ */
+async function compareInt8(ckpt: ModelCheckpoint, ds: SegDataset, o: EvalOpts, x: { stride: number; policy: PolicyMethod | undefined; provider: Provider }): Promise<NonNullable<EvalReport['precisionComparison']>> {
+  const sharing = predictorSharing(ckpt, { policy: x.policy, numShared: o.numShared });
+  const make = (precision: Precision) => Predictor.create(ckpt, { sharing, batch: o.windowBatch, crop: ckpt.cropSize, precision, provider: x.provider });
+  const runner = new ComparingRunner(await make('fp32'), await make('int8'));
+  const n = Math.min(ds.samples.length, o.limit ?? Infinity);
+  const progress = createProgress(n, 'eval int8 vs fp32');
+  try {
+    const res = await evaluateDataset(runnerPredictor(runner, ckpt.normalization, x.stride), ds, {
+      stride: x.stride, multiscale: !!o.multiscale, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}), onImage: (_d, _t, id) => progress.tick(id),
+    });
+    return { metrics: res.confusion.metrics(), logits: runner.stats.result(), seconds: res.seconds };
+  } finally {
+    progress.stop();
+    await runner.release();
+  }
 }

@@ -13,7 +13,8 @@ import { segmenterSpec } from '../models/segmenter.js';
 import { segmenterForward } from '../cts/forward.js';
 import type { Provider } from '../runtime/providers.js';
 import { action, nonNegInt, posInt } from './util.js';
-import { numSharedOption, outOption, providerOption } from './options.js';
+import { numSharedOption, outOption, precisionOption, providerOption } from './options.js';
+import type { Precision } from '../nn/params.js';
 
 interface ForwardOpts {
   weights: string;
@@ -26,6 +27,7 @@ interface ForwardOpts {
   decoderHeads?: number;
   provider: Provider;
   intermediates?: boolean;
+  precision: Precision;
 }
 
 /** Registers the `forward` command. */
@@ -43,6 +45,7 @@ export function registerForward(program: Command): void {
     .option('--encoder-heads <n>', 'encoder attention heads, where not d_model/64 (default: from the file metadata, else d_model/64)', posInt('--encoder-heads'))
     .option('--decoder-heads <n>', 'decoder attention heads, where not d_model/64 (default: from the file metadata, else d_model/64)', posInt('--decoder-heads'))
   providerOption(cmd, { note: 'falls back to cpu with a message' });
+  precisionOption(cmd);
   cmd
     .option('--intermediates', 'also write tokens_embedded, encoder_out, decoder_masks_tokens, decoder_masks_grid (and mask_scale1, policy_code)')
     .action(action(runForward));
@@ -74,6 +77,7 @@ async function runForward(o: ForwardOpts): Promise<void> {
     ...(o.numNotShared !== undefined ? { numNotShared: o.numNotShared } : {}),
     intermediates: !!o.intermediates,
     provider: o.provider,
+    precision: o.precision,
   });
   const files: [string, Uint8Array][] = [['logits.npy', serializeNpy(res.logits)]];
   if (res.maskShared) files.push(['mask_shared.npy', serializeNpy(res.maskShared)]);

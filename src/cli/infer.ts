@@ -17,7 +17,8 @@ import { DEFAULT_WINDOW_BATCH, Segmenter } from '../api/segmenter.js';
 import { DEFAULT_MAX_PIXELS } from '../api/platform.js';
 import { action, posInt } from './util.js';
 import { modelFile } from './model_file.js';
-import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
+import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, precisionOption, providerOption, seedOption, windowStrideOption } from './options.js';
+import type { Precision } from '../nn/params.js';
 
 interface InferOpts {
   checkpoint?: string;
@@ -34,6 +35,7 @@ interface InferOpts {
   maxPixels: number;
   seed: number;
   provider: string;
+  precision?: Precision;
 }
 
 /** Registers the `infer` command. */
@@ -56,6 +58,7 @@ export function registerInfer(program: Command): void {
   cmd.option('--max-pixels <n>', 'largest image accepted, in pixels (refused before decoding)', posInt('--max-pixels'), DEFAULT_MAX_PIXELS);
   seedOption(cmd, { note: 'of the random policy', default: 0 });
   providerOption(cmd, { note: 'falls back to cpu with a message' });
+  precisionOption(cmd, { note: 'checkpoints; default fp32 (an export runs at the precision it was exported with)', default: undefined });
   cmd.action(action(runInfer));
 }
 
@@ -73,6 +76,7 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
   }
   const seg = await Segmenter.load((await modelFile(o))!, {
     provider, ...(o.windowSize !== undefined ? { windowSize: o.windowSize } : {}), windowBatch: o.windowBatch, maxPixels: o.maxPixels, ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
+    ...(o.precision ? { precision: o.precision } : {}),
   });
   if (seg.info.policy === 'oracle') {
     await seg.dispose();

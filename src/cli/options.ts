@@ -8,6 +8,7 @@ import { Option, type Command } from 'commander';
 import { CtsError } from '../base/errors.js';
 import { parsePolicy, POLICY_METHODS } from '../cts/spec.js';
 import { parseProvider, PLATFORM_PROVIDERS } from '../runtime/providers.js';
+import { PRECISIONS, type Precision } from '../nn/params.js';
 import { nonNegInt, posInt } from './util.js';
 
 /** Per-command additions to a shared option. */
@@ -167,4 +168,9 @@ export function seedOption(cmd: Command, use?: OptionUse<number>): Command {
 /** `--model <name>`: a model of the zoo, instead of `--checkpoint FILE` (see modelFile). */
 export function modelOption(cmd: Command, use?: OptionUse<string>): Command {
   return addShared(cmd, '--model <name>', 'a model of the zoo (`cts-seg models`), downloaded into the cache on first use; instead of --checkpoint', undefined, use);
+}
+
+/** `--precision <p>`: arithmetic of the Linear layers, fp32 or int8 (per-channel int8 weights, activations quantized at run time). */
+export function precisionOption(cmd: Command, use: OptionUse<Precision> = {}): Command {
+  return addShared(cmd, '--precision <p>', `arithmetic of the Linear layers: ${PRECISIONS.join(' or ')} (int8: per-output-channel int8 weights, activations quantized at run time)`, parseChoice('precision', PRECISIONS), { default: 'fp32', ...use });
 }

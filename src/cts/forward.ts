@@ -5,7 +5,7 @@ import { Graph } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
-import { constantParams } from '../nn/params.js';
+import { constantParams, type Precision } from '../nn/params.js';
 import { inferSegmenterConfig } from '../models/weights.js';
 import type { SegmenterConfig } from '../models/config.js';
 import { buildCtsSegmenter } from './segmenter.js';
@@ -30,6 +30,8 @@ export interface ForwardOptions {
   /** Also return the intermediates of the reference files. */
   intermediates?: boolean;
   provider?: Provider;
+  /** Linear layers in float32 (default) or int8 (see constantParams). */
+  precision?: Precision;
 }
 
 /** Result of segmenterForward. */
@@ -57,7 +59,7 @@ export async function segmenterForward(weights: Map<string, HostTensor>, input: 
   const x = g.input('input', input.shape, 'float32');
   const logitsIn = S > 0 && o.policyLogits ? g.input('policy_logits', o.policyLogits.shape, 'float32') : undefined;
   const scoresIn = S > 0 && !logitsIn && o.policyScores ? g.input('policy_scores', o.policyScores.shape, 'float32') : undefined;
-  const out = buildCtsSegmenter(x, constantParams(g, weights), config, {
+  const out = buildCtsSegmenter(x, constantParams(g, weights, { precision: o.precision ?? 'fp32' }), config, {
     numShared: S,
     ...(o.numNotShared !== undefined ? { numNotShared: o.numNotShared } : {}),
     ...(logitsIn ? { policy: { kind: 'logits' as const, logits: logitsIn } } : {}),

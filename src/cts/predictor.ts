@@ -4,7 +4,7 @@ import { Graph } from '../graph/index.js';
 import { CompiledGraph, type Provider } from '../runtime/session.js';
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
-import { constantParams } from '../nn/params.js';
+import { constantParams, type Precision } from '../nn/params.js';
 import type { ModelCheckpoint } from './checkpoint.js';
 import type { PolicyMethod } from './spec.js';
 import { buildCtsSegmenterMicroBatched, defaultMicroBatch, type PolicySource } from './segmenter.js';
@@ -28,6 +28,8 @@ export interface PredictorOptions {
   onFallback?: (message: string) => void;
   /** Images per micro-batch inside the graph (default: defaultMicroBatch, 2 for ViT-S at 512x512 and up, else the batch). */
   microBatch?: number;
+  /** Linear layers in float32 (default) or int8 (see constantParams). */
+  precision?: Precision;
 }
 
 /** Output of one batch. */
@@ -88,7 +90,7 @@ export class Predictor implements WindowRunner {
     let source: PolicySource | undefined;
     if (policy === 'policy_net') source = { kind: 'policy_net', bnMode: 'eval', ...(spec.policyWidth !== undefined ? { width: spec.policyWidth } : {}) };
     else if (policy === 'oracle' || policy === 'random') source = { kind: 'scores', scores: g.input('policy_scores', [batch, budget.sh * budget.sw]) };
-    const { logits, maskShared } = buildCtsSegmenterMicroBatched(x, constantParams(g, ckpt.weights), ckpt.config, {
+    const { logits, maskShared } = buildCtsSegmenterMicroBatched(x, constantParams(g, ckpt.weights, { precision: o.precision ?? 'fp32' }), ckpt.config, {
       numShared: S, microBatch: o.microBatch ?? defaultMicroBatch(ckpt.config, crop[0], crop[1], batch), ...(source ? { policy: source } : {}),
     });
     g.output('logits', logits);

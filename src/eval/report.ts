@@ -6,6 +6,7 @@ import cliProgress from 'cli-progress';
 import { CtsError } from '../base/errors.js';
 import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
 import type { SegMetrics } from './metrics.js';
+import type { LogitComparison } from './compare.js';
 
 /** Everything recorded about one evaluation run. */
 export interface EvalReport {
@@ -35,6 +36,10 @@ export interface EvalReport {
   seconds: number;
   provider: string;
   windowBatch: number;
+  /** Arithmetic of the Linear layers (absent: fp32). */
+  precision?: string;
+  /** `eval --compare-precision`: int8 evaluated on the same windows as fp32. */
+  precisionComparison?: { metrics: SegMetrics; logits: LogitComparison; seconds: number };
 }
 
 /** Percent rounded to 2 decimals as the official code prints it; null for NaN (JSON has no NaN). */
@@ -73,7 +78,17 @@ export function reportJson(r: EvalReport): Record<string, unknown> {
     images_per_second: r.seconds > 0 ? r.images / r.seconds : null,
     provider: r.provider,
     window_batch: r.windowBatch,
+    precision: r.precision ?? 'fp32',
+    ...(r.precisionComparison ? { precision_comparison: comparisonJson(r.precisionComparison) } : {}),
     confusion: Array.from({ length: r.classes.length }, (_, g) => Array.from(r.confusion.subarray(g * r.classes.length, (g + 1) * r.classes.length))),
+  };
+}
+
+function comparisonJson(c: NonNullable<EvalReport['precisionComparison']>): Record<string, unknown> {
+  const l = c.logits;
+  return {
+    int8_mIoU: pct(c.metrics.mIoU), int8_mAcc: pct(c.metrics.mAcc), int8_aAcc: pct(c.metrics.aAcc), windows: l.windows, pixels: l.pixels,
+    argmax_agreement: l.argmaxAgreement, logit_max_abs_error: l.maxAbsError, logit_mean_abs_error: l.meanAbsError, fp32_logit_rms: l.referenceRms, seconds: c.seconds,
   };
 }
 
@@ -94,9 +109,18 @@ export function reportMarkdown(r: EvalReport): string {
     `mIoU ${fmt(m.mIoU)}  mAcc ${fmt(m.mAcc)}  aAcc ${fmt(m.aAcc)}`,
     `tokens per window: ${r.tokensPerWindow}` +
       (r.numShared > 0 ? ` (policy ${r.policy}, ${r.numShared} shared; ${(100 * (1 - r.tokensPerWindow / r.tokensNoSharing)).toFixed(1)}% fewer than ${r.tokensNoSharing} without sharing)` : ' (no sharing)'),
-    `speed: ${(r.images / r.seconds).toFixed(2)} images/s (${r.windows} windows in ${r.seconds.toFixed(1)} s, ${r.provider}, window batch ${r.windowBatch})`,
+    `speed: ${(r.images / r.seconds).toFixed(2)} images/s (${r.windows} windows in ${r.seconds.toFixed(1)} s, ${r.provider}, window batch ${r.windowBatch}, ${r.precision ?? 'fp32'})`,
     '',
   ];
+  const c = r.precisionComparison;
+  if (c) {
+    const l = c.logits;
+    lines.push(
+      `int8 against fp32 (same windows, ${l.windows} windows): mIoU ${fmt(c.metrics.mIoU)} vs ${fmt(m.mIoU)} (${((c.metrics.mIoU - m.mIoU) * 100).toFixed(2)} points)` +
+        `, argmax agreement ${(l.argmaxAgreement * 100).toFixed(3)}%, logit error max ${l.maxAbsError.toPrecision(3)} mean ${l.meanAbsError.toPrecision(3)} (fp32 logits RMS ${l.referenceRms.toPrecision(3)})`,
+      '',
+    );
+  }
   return lines.join('\n');
 }
 

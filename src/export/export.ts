@@ -7,7 +7,7 @@
 import { Graph, argMax, cast, emitOnnx, type Value } from '../graph/index.js';
 import { CtsError } from '../base/errors.js';
 import type { DType } from '../base/tensor.js';
-import { constantParams } from '../nn/params.js';
+import { constantParams, type Precision } from '../nn/params.js';
 import type { ModelCheckpoint } from '../cts/checkpoint.js';
 import { buildCtsSegmenter, type PolicySource } from '../cts/segmenter.js';
 import type { TokenBudget } from '../cts/budget.js';
@@ -42,6 +42,8 @@ export interface ExportOptions {
   size?: [number, number];
   /** dtype of `class_map` (default uint8, which holds up to 256 classes). */
   classMapType?: 'uint8' | 'int64';
+  /** Linear layers in float32 (default) or int8 (per-channel weights, about a quarter of the file). */
+  precision?: Precision;
 }
 
 /** Name, shape and dtype of one graph input or output ('batch' for a symbolic batch dimension). */
@@ -122,7 +124,7 @@ export function buildExportGraph(ckpt: ModelCheckpoint, o: ExportOptions = {}): 
       source = { kind: 'logits', logits: logitsIn };
     }
   }
-  const out = buildCtsSegmenter(x, constantParams(g, ckpt.weights), ckpt.config, { numShared, ...(source ? { policy: source } : {}) });
+  const out = buildCtsSegmenter(x, constantParams(g, ckpt.weights, { precision: o.precision ?? 'fp32' }), ckpt.config, { numShared, ...(source ? { policy: source } : {}) });
   const classMap = argMax(out.logits, 1, false);
   g.output('logits', out.logits);
   g.output('class_map', classMapType === 'uint8' ? cast(classMap, 'uint8') : classMap);
@@ -142,6 +144,7 @@ export function buildExportGraph(ckpt: ModelCheckpoint, o: ExportOptions = {}): 
     batch: o.dynamicBatch ? BATCH_DIM : String(batch),
     policy,
     num_shared: String(numShared),
+    precision: o.precision ?? 'fp32',
     num_tokens: String(b.numTokens),
     num_patches: String(b.gh * b.gw),
     patch_size: String(ckpt.config.patch_size),

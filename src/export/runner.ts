@@ -11,6 +11,7 @@ import type { PolicyMethod } from '../cts/spec.js';
 import { CompiledGraph, type CompileOptions } from '../runtime/session.js';
 import type { Provider } from '../runtime/providers.js';
 import { EXPORT_FORMAT } from './export.js';
+import { PRECISIONS, type Precision } from '../nn/params.js';
 
 const { onnx } = onnxProto;
 
@@ -27,6 +28,8 @@ export interface ExportInfo {
   policy: 'policy_net' | 'no_sharing' | 'policy_logits';
   numShared: number;
   patchSize: number;
+  /** Arithmetic of the Linear layers (exports older than int8 support have no `precision` key: fp32). */
+  precision: Precision;
   dataset?: string;
 }
 
@@ -61,9 +64,11 @@ export function readExportInfo(bytes: Uint8Array, source: string): ExportInfo {
   if (inputFormat !== 'uint8_rgb_nhwc' && inputFormat !== 'float32_normalized_nchw') throw new CtsError(`${source}: unknown input_format '${meta.input_format}'`);
   const policy = meta.policy as ExportInfo['policy'];
   if (!['policy_net', 'no_sharing', 'policy_logits'].includes(policy)) throw new CtsError(`${source}: unknown policy '${meta.policy}'`);
+  const precision = (meta.precision ?? 'fp32') as Precision;
+  if (!PRECISIONS.includes(precision)) throw new CtsError(`${source}: unknown precision '${meta.precision}'`);
   return {
     classes: json('classes'), palette: json('palette'), normalization: json('normalization'), crop: json('crop_size'),
-    inputFormat, batch, policy, numShared: Number(meta.num_shared ?? 0), patchSize: Number(meta.patch_size),
+    inputFormat, batch, policy, numShared: Number(meta.num_shared ?? 0), patchSize: Number(meta.patch_size), precision,
     ...(meta.dataset ? { dataset: meta.dataset } : {}),
   };
 }

@@ -11,6 +11,7 @@ export * from './ops/nn.js';
 export * from './ops/loss.js';
 export * from './ops/attention.js';
 export * from './ops/integer.js';
+export * from './ops/quantized.js';
 export { grad } from './autodiff.js';
 export { nodeMacs, countMacs, attributeMacs, toGmac, fmtGmac, type MacCount } from './macs.js';
 export { emitOnnx, OPSET, type EmitOptions } from './onnx.js';

@@ -14,6 +14,10 @@ export function nodeMacs(n: Node): number {
       const a = n.inputs[0]!;
       return size(out.shape) * a.shape[a.rank - 1]!;
     }
+    case 'DynamicQuantizeMatMul': {
+      const a = n.inputs[0]!;
+      return size(out.shape) * a.shape[a.rank - 1]!;
+    }
     case 'Gemm': {
       const a = n.inputs[0]!;
       const k = n.attrs.transA ? a.shape[0]! : a.shape[1]!;

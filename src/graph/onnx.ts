@@ -7,7 +7,7 @@ const { onnx } = onnxProto;
 /** Opset of the default domain. 18 takes reduction axes as inputs and has LayerNormalization. */
 export const OPSET = 18;
 
-const ELEM: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11 };
+const ELEM: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 };
 
 /** Options for emission. */
 export interface EmitOptions {

@@ -10,10 +10,10 @@ const ARRAY_ALIGN = 64;
 // numpy leaves room for the leading axis to grow to this many digits so files can be appended in place.
 const GROWTH_AXIS_MAX_DIGITS = 21;
 const FROM_DESCR: Record<string, DType> = {
-  '<f4': 'float32', '<f8': 'float64', '<i8': 'int64', '<i4': 'int32', '|u1': 'uint8', '<u1': 'uint8', '|b1': 'bool',
+  '<f4': 'float32', '<f8': 'float64', '<i8': 'int64', '<i4': 'int32', '|u1': 'uint8', '<u1': 'uint8', '|i1': 'int8', '<i1': 'int8', '|b1': 'bool',
 };
-const TO_DESCR: Record<DType, string> = { float32: '<f4', float64: '<f8', int64: '<i8', int32: '<i4', uint8: '|u1', bool: '|b1' };
-const SUPPORTED = "'<f4', '<f8', '<i8', '<i4', '|u1', '|b1'";
+const TO_DESCR: Record<DType, string> = { float32: '<f4', float64: '<f8', int64: '<i8', int32: '<i4', uint8: '|u1', int8: '|i1', bool: '|b1' };
+const SUPPORTED = "'<f4', '<f8', '<i8', '<i4', '|u1', '|i1', '|b1'";
 
 type PyValue = string | number | boolean | null | PyValue[] | { [k: string]: PyValue };
 

@@ -9,9 +9,9 @@ export interface SafetensorsContents {
   metadata: Record<string, string>;
 }
 
-const FROM_ST: Record<string, DType> = { F32: 'float32', F64: 'float64', I64: 'int64', I32: 'int32', U8: 'uint8', BOOL: 'bool' };
-const TO_ST: Record<DType, string> = { float32: 'F32', float64: 'F64', int64: 'I64', int32: 'I32', uint8: 'U8', bool: 'BOOL' };
-const SUPPORTED = 'F32/F64/I64/I32/U8/BOOL';
+const FROM_ST: Record<string, DType> = { F32: 'float32', F64: 'float64', I64: 'int64', I32: 'int32', U8: 'uint8', I8: 'int8', BOOL: 'bool' };
+const TO_ST: Record<DType, string> = { float32: 'F32', float64: 'F64', int64: 'I64', int32: 'I32', uint8: 'U8', int8: 'I8', bool: 'BOOL' };
+const SUPPORTED = 'F32/F64/I64/I32/U8/I8/BOOL';
 // Same cap as the reference implementation: a larger header is almost certainly a corrupt length field.
 const MAX_HEADER = 100_000_000;
 

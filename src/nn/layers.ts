@@ -1,10 +1,15 @@
 // Transformer building blocks with the official Segmenter parameter names (segm/model/blocks.py):
 // Linear, LayerNorm, multi-head attention with fused qkv, MLP with exact GELU, pre-norm Block.
-import { add as addV, attentionCore, gelu, gemm, layerNorm as ln, matmul, mT, mul, reshape, slice, softmax, transpose, type Value } from '../graph/index.js';
+import { add as addV, attentionCore, dynamicQuantizeMatMul, gelu, gemm, layerNorm as ln, matmul, mT, mul, reshape, slice, softmax, transpose, type Value } from '../graph/index.js';
 import { addParam, type ParamFn, type ParamSpec } from './params.js';
 
-/** PyTorch nn.Linear on the last axis: y = x W^T + b, W [out, in]. */
+/**
+ * PyTorch nn.Linear on the last axis: y = x W^T + b, W [out, in]. In int8 mode (p.linearInt8) the
+ * product is DynamicQuantizeMatMul on the per-channel int8 weight, with the bias fused in.
+ */
 export function linear(x: Value, p: ParamFn, name: string, bias = true): Value {
+  const qw = p.linearInt8?.(`${name}.weight`);
+  if (qw) return dynamicQuantizeMatMul(x, qw.q, qw.scale, bias ? p(`${name}.bias`) : undefined);
   const w = p(`${name}.weight`);
   const [out, inF] = w.shape as [number, number];
   const lead = x.shape.slice(0, -1);

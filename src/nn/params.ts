@@ -1,7 +1,7 @@
 // Parameters as graph values. A model builder asks for parameters by their official PyTorch
 // state-dict name through a ParamFn; the caller decides whether they are baked into the graph as
 // constants (inference) or fed as inputs (training, where they come back updated as outputs).
-import { GraphError, fmt, type Graph, type Value } from '../graph/index.js';
+import { GraphError, fmt, quantizeLinearWeight, type Graph, type Value } from '../graph/index.js';
 import type { DType, HostTensor } from '../base/tensor.js';
 
 /** Shape and dtype of one parameter or buffer. */
@@ -13,22 +13,62 @@ export interface ParamInfo {
 /** Ordered map from state-dict name to shape/dtype. */
 export type ParamSpec = Map<string, ParamInfo>;
 
-/** Returns the graph value of a parameter by its state-dict name. */
-export type ParamFn = (name: string) => Value;
+/**
+ * Returns the graph value of a parameter by its state-dict name. The accessor, not each model
+ * builder, decides how weights enter the graph, and so also whether Linear layers run int8: when
+ * `linearInt8` is present, `linear` (src/nn/layers.ts) asks it for the quantized weight instead of
+ * the float one. Carrying the choice here spares threading a precision option through every block,
+ * attention and decoder builder, and keeps it out of training graphs (whose inputParams never
+ * quantize). A wrapper such as `prefixed` drops it, which is how the policy network stays float32.
+ */
+export interface ParamFn {
+  (name: string): Value;
+  /** The int8 form of a Linear weight `${layer}.weight` (absent: Linear layers run in float). */
+  linearInt8?: (weightName: string) => { q: Value; scale: Value };
+}
+
+/** Arithmetic of an inference graph's Linear layers: float32, or int8 weights with dynamically quantized activations. */
+export type Precision = 'fp32' | 'int8';
+
+/** Every precision, in the order help texts list them. */
+export const PRECISIONS: readonly Precision[] = ['fp32', 'int8'];
+
+/** Options of constantParams. */
+export interface ConstantParamsOptions {
+  /** 'int8' quantizes every Linear weight per output channel when first asked for (default fp32). */
+  precision?: Precision;
+}
 
 /** Bakes weights into the graph as initializers; unknown names are a GraphError. */
-export function constantParams(g: Graph, weights: Map<string, HostTensor>): ParamFn {
+export function constantParams(g: Graph, weights: Map<string, HostTensor>, o: ConstantParamsOptions = {}): ParamFn {
   const made = new Map<string, Value>();
-  return (name) => {
+  const get = (name: string): HostTensor => {
+    const t = weights.get(name);
+    if (!t) throw new GraphError(`model asked for parameter '${name}', which the weights do not have`);
+    return t;
+  };
+  const p: ParamFn = (name) => {
     let v = made.get(name);
     if (!v) {
-      const t = weights.get(name);
-      if (!t) throw new GraphError(`model asked for parameter '${name}', which the weights do not have`);
-      v = g.constant(t);
+      v = g.constant(get(name));
       made.set(name, v);
     }
     return v;
   };
+  if (o.precision === 'int8') {
+    // cached per layer: micro-batched graphs apply each Linear several times and must share one copy
+    const quant = new Map<string, { q: Value; scale: Value }>();
+    p.linearInt8 = (name) => {
+      let v = quant.get(name);
+      if (!v) {
+        const { q, scale } = quantizeLinearWeight(get(name));
+        v = { q: g.constant(q), scale: g.constant(scale) };
+        quant.set(name, v);
+      }
+      return v;
+    };
+  }
+  return p;
 }
 
 /** Declares every parameter of a spec as a graph input (same name); returns the accessor and the inputs. */

@@ -141,7 +141,7 @@ test('bad input: unsupported image, not a model, unreachable URL, pixel limit, b
     [() => Segmenter.load(textFile), /notes\.txt is neither a cts-seg checkpoint \(\.safetensors\) nor a cts-seg export \(\.onnx\)/],
     [() => Segmenter.load(`${base}/missing.onnx`), /cannot download http:\/\/127\.0\.0\.1:\d+\/missing\.onnx: HTTP 404/],
     [() => Segmenter.load(`http://127.0.0.1:${closed}/model.onnx`), /cannot download http:\/\/127\.0\.0\.1:\d+\/model\.onnx: ECONNREFUSED/],
-    [() => Segmenter.load(ckptPath, { precision: 'int8' as never }), /precision 'int8' is not available/],
+    [() => Segmenter.load(ckptPath, { precision: 'int4' as never }), /precision 'int4' is not available; expected fp32 or int8/],
     [() => Segmenter.load(ckptPath, { windowBatch: 0 }), /windowBatch must be a positive integer/],
     [() => Segmenter.load(ckptPath, { policy: 'no_sharing', numShared: 2 }), /conflicts with the no_sharing policy/],
     [() => Segmenter.load(ckptPath, { worker: true }), /browser build/],

@@ -104,6 +104,20 @@ test('bench --sweep times 0/15/30/44% budgets in one run and prints a table (and
   assert.equal(t.stdout.trim().split('\n').filter((l) => /^\s+\d+\.\d%\s+\d+\s+\d+/.test(l)).length, 3);
 });
 
+test('bench --compare-precision times fp32 and int8 in one run and reports their ratio', async () => {
+  const r = await run(['bench', ...TINY, '--compare-precision', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { results: Record<string, any>[]; ratio: { num_shared: number; int8_vs_fp32: { mean: number; median: number } } };
+  assert.deepEqual(j.results.map((x) => x.precision), ['fp32', 'int8']);
+  assert.deepEqual(j.results.map((x) => x.gmacs.total), [j.results[0]!.gmacs.total, j.results[0]!.gmacs.total], 'the same arithmetic is counted');
+  const want = Math.round((j.results[1]!.images_per_second / j.results[0]!.images_per_second) * 1000) / 1000;
+  assert.equal(j.ratio.int8_vs_fp32.mean, want);
+  const text = await run(['bench', ...TINY, '--precision', 'int8']);
+  assert.match(text.stdout, /^precision int8 \(Linear layers: int8 weights per output channel/m);
+  assertCleanError(await run(['bench', ...TINY, '--precision', 'int4']), /unknown precision 'int4': expected fp32, int8/);
+  assertCleanError(await run(['bench', ...TINY, '--compare-precision', '--compare-pytorch']), /--compare-precision and --compare-pytorch exclude each other/);
+});
+
 test('impossible budgets and bad options are one-line errors, not crashes', async () => {
   assertCleanError(await run(['bench', ...TINY, '--num-shared', '5']), /num_shared 5 is impossible: .*S = 0\.\.4/);
   assertCleanError(await run(['bench', ...TINY, '--reduction', '0.9']), /reduction '0\.9' is impossible/);

@@ -80,6 +80,7 @@ const CONCEPTS: [string, string, string[]][] = [
   ['--policy-width', '0.5', ['bench', 'info', 'init', 'train', 'train-policy']],
   ['--window-stride', '32', ['eval', 'infer']],
   ['--checkpoint', 'm.safetensors', ['eval', 'infer', 'export', 'bench', 'info']],
+  ['--precision', 'int8', ['export', 'infer', 'eval', 'bench', 'forward']],
 ];
 
 test('the canonical name of a concept is accepted by every command that has it, with one description', () => {

@@ -1,6 +1,7 @@
 // Keeps gradient testing complete: every registered op is either listed with the test file that
-// checks its gradient, or declared non-differentiable. Also proves that the finite-difference
-// harness can fail (a deliberately wrong rule is rejected) and that autodiff refuses rule-less ops.
+// checks its gradient, declared non-differentiable, or declared forward-only with a reason (and a
+// forward test). Also proves that the finite-difference harness can fail (a deliberately wrong rule
+// is rejected) and that autodiff refuses rule-less ops.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -20,15 +21,28 @@ const GRAD_TESTED: Record<string, string> = {
   Conv: 'conv', // rule and tests owned by the conv work
 };
 
+/**
+ * Inference-only ops, with the reason each cannot have a gradient rule and the test file holding its
+ * forward check instead. Autodiff refuses them (no rule, not stopsGradient): a training graph that
+ * reached one would fail loudly rather than train on a zero gradient.
+ */
+const FORWARD_ONLY: Record<string, { reason: string; test: string }> = {
+  DynamicQuantizeMatMul: { reason: 'int8 inference: activations are rounded to uint8 at run time, a step function with no useful derivative', test: 'quantized' },
+};
+
 /** Ops through which no gradient flows: bool outputs, index outputs, constants. */
 const NON_DIFFERENTIABLE = ['Equal', 'Less', 'Greater', 'Not', 'ArgMax', 'TopK', 'Zeros', 'StopGradient', 'BitwiseAnd', 'BitwiseXor', 'RangeFrom'];
 
 // Ops named Test* are registered by test files for themselves (like the ones below).
 const productOps = () => registeredOps().filter((op) => !op.startsWith('Test'));
 
-test('every registered op has a gradient rule and a listed gradient test, or is non-differentiable', () => {
+test('every registered op has a gradient rule and a listed gradient test, or is non-differentiable or forward-only', () => {
   for (const op of productOps()) {
     const def = opDef(op);
+    if (op in FORWARD_ONLY) {
+      assert.ok(!def.grad && !def.stopsGradient, `${op} is listed as forward-only but has a gradient rule or stops gradients`);
+      continue;
+    }
     if (NON_DIFFERENTIABLE.includes(op)) {
       assert.ok(!def.grad, `${op} is listed as non-differentiable but has a gradient rule: list it in GRAD_TESTED`);
       continue;
@@ -42,8 +56,8 @@ test('every registered op has a gradient rule and a listed gradient test, or is 
 
 test('the coverage lists name only registered ops and existing test files', () => {
   const ops = productOps();
-  for (const op of [...Object.keys(GRAD_TESTED), ...NON_DIFFERENTIABLE]) assert.ok(ops.includes(op), `listed op ${op} is not registered`);
-  for (const file of new Set(Object.values(GRAD_TESTED))) {
+  for (const op of [...Object.keys(GRAD_TESTED), ...NON_DIFFERENTIABLE, ...Object.keys(FORWARD_ONLY)]) assert.ok(ops.includes(op), `listed op ${op} is not registered`);
+  for (const file of new Set([...Object.values(GRAD_TESTED), ...Object.values(FORWARD_ONLY).map((f) => f.test)])) {
     assert.ok(existsSync(new URL(`./${file}.test.js`, import.meta.url)), `test/graph/${file}.test.ts is missing`);
   }
 });

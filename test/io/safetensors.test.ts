@@ -172,7 +172,7 @@ describe('safetensors corrupt input', () => {
 
   it('rejects unsupported dtypes naming the key and the supported list', () => {
     const raw = rawSafetensors({ 'w.half': { dtype: 'F16', shape: [2], data_offsets: [0, 4] } }, new Uint8Array(4));
-    assertCts(() => parseSafetensors(raw, 'h.st'), 'h.st', '"w.half"', 'unsupported dtype F16', 'expected one of F32/F64/I64/I32/U8/BOOL');
+    assertCts(() => parseSafetensors(raw, 'h.st'), 'h.st', '"w.half"', 'unsupported dtype F16', 'expected one of F32/F64/I64/I32/U8/I8/BOOL');
     const bf = rawSafetensors({ b: { dtype: 'BF16', shape: [1], data_offsets: [0, 2] } }, new Uint8Array(2));
     assertCts(() => parseSafetensors(bf), 'unsupported dtype BF16');
   });

@@ -206,7 +206,7 @@ defineOp('Where', {
   emit: emitAs('Where'),
 });
 
-const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11 };
+const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 };
 
 defineOp('Cast', {
   infer: ([x], a) => [{ shape: [...x!.shape], dtype: a.to as DType }],

@@ -12,6 +12,7 @@ export function tensorOf(dtype: DType, shape: readonly number[], values: ArrayLi
     case 'int32': data = Int32Array.from(values); break;
     case 'int64': data = BigInt64Array.from(Array.from(values, (x) => BigInt(Math.trunc(x)))); break;
     case 'uint8': case 'bool': data = Uint8Array.from(values); break;
+    case 'int8': data = Int8Array.from(values); break;
   }
   return { dtype, shape: [...shape], data };
 }
