@@ -11,7 +11,7 @@ import { Segmenter } from '../api/segmenter.js';
 import { createProgress, reportMarkdown, writeReport } from '../eval/report.js';
 import { action, posInt } from './util.js';
 import { modelFile } from './model_file.js';
-import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
+import { checkWeightsOption, maxMemoryOption, checkpointOption, modelOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
 
 /** Options of `eval` as commander parses them. */
 interface EvalOpts {
@@ -29,6 +29,8 @@ interface EvalOpts {
   seed: number;
   out?: string;
   provider: string;
+  maxMemory?: number;
+  checkWeights: boolean;
 }
 
 /** Registers the `eval` command. */
@@ -52,6 +54,8 @@ export function registerEval(program: Command): void {
   seedOption(cmd, { note: 'of the random policy', default: 0 });
   outOption(cmd, 'output directory for metrics.json and metrics.md (default: runs/eval-<dataset>-<split>)');
   providerOption(cmd, { note: 'falls back to cpu with a message' });
+  maxMemoryOption(cmd);
+  checkWeightsOption(cmd);
   cmd.action(action(runEval));
 }
 
@@ -59,7 +63,7 @@ async function runEval(o: EvalOpts): Promise<void> {
   const provider = parseProvider(o.provider);
   const policy = parsePolicy(o.policy);
   o.checkpoint = (await modelFile(o))!;
-  const ckpt = await loadCheckpoint(o.checkpoint);
+  const ckpt = await loadCheckpoint(o.checkpoint, { checkWeights: o.checkWeights });
   const ds = await openDataset(o.dataset, o.dataRoot, o.split);
   const K = ds.info.classes.length;
   if (ckpt.config.n_cls !== K) {
@@ -71,7 +75,7 @@ async function runEval(o: EvalOpts): Promise<void> {
     throw new CtsError(`--window-stride ${o.windowStride} exceeds the ${window.join('x')} window of ${o.checkpoint}; use at most ${maxStride}`);
   }
   const stride = o.windowStride ?? Math.min(ds.info.eval.windowStride, maxStride);
-  const seg = await Segmenter.load(ckpt, { ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}), windowBatch: o.windowBatch, provider });
+  const seg = await Segmenter.load(ckpt, { ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}), windowBatch: o.windowBatch, provider, ...(o.maxMemory !== undefined ? { maxMemory: o.maxMemory } : {}) });
   const n = Math.min(ds.samples.length, o.limit ?? Infinity);
   const progress = createProgress(n, 'eval');
   let res;

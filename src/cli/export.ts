@@ -8,7 +8,7 @@ import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { EXPORT_POLICIES, exportModel, type ExportPolicy } from '../export/export.js';
 import { action, posInt } from './util.js';
 import { modelFile } from './model_file.js';
-import { checkpointOption, modelOption, cropSizeOption, numSharedOption, outOption, policyOption } from './options.js';
+import { checkWeightsOption, maxMemoryOption, checkpointOption, modelOption, cropSizeOption, numSharedOption, outOption, policyOption } from './options.js';
 
 interface ExportOpts {
   checkpoint: string;
@@ -21,6 +21,8 @@ interface ExportOpts {
   dynamicBatch?: boolean;
   cropSize?: [number, number];
   classMapType: string;
+  maxMemory?: number;
+  checkWeights: boolean;
 }
 
 /** Registers the `export` command. */
@@ -39,14 +41,16 @@ export function registerExport(program: Command): void {
     .option('--dynamic-batch', 'symbolic batch dimension "batch" instead: the batch-1 graph runs once per image inside an ONNX Loop');
   cropSizeOption(cmd, { note: 'the input size of the graph; default: the checkpoint\'s crop', aliases: ['--size'] });
   cmd
-    .option('--class-map-type <t>', 'dtype of class_map: uint8 (up to 256 classes) or int64', 'uint8')
-    .action(action(runExport));
+    .option('--class-map-type <t>', 'dtype of class_map: uint8 (up to 256 classes) or int64', 'uint8');
+  maxMemoryOption(cmd);
+  checkWeightsOption(cmd);
+  cmd.action(action(runExport));
 }
 
 async function runExport(o: ExportOpts): Promise<void> {
   if (o.classMapType !== 'uint8' && o.classMapType !== 'int64') throw new CtsError(`--class-map-type must be uint8 or int64, got '${o.classMapType}'`);
   o.checkpoint = (await modelFile(o))!;
-  const ckpt = await loadCheckpoint(o.checkpoint);
+  const ckpt = await loadCheckpoint(o.checkpoint, { checkWeights: o.checkWeights });
   const t0 = performance.now();
   const m = exportModel(ckpt, {
     ...(o.batch !== undefined ? { batch: o.batch } : {}),
@@ -56,6 +60,7 @@ async function runExport(o: ExportOpts): Promise<void> {
     ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
     ...(o.policy !== undefined ? { policy: o.policy } : {}),
     ...(o.cropSize ? { size: o.cropSize } : {}),
+    ...(o.maxMemory !== undefined ? { maxMemory: o.maxMemory } : {}),
   });
   try {
     await mkdir(dirname(o.out), { recursive: true });

@@ -17,7 +17,7 @@ import { DEFAULT_WINDOW_BATCH, Segmenter } from '../api/segmenter.js';
 import { DEFAULT_MAX_PIXELS } from '../api/platform.js';
 import { action, posInt } from './util.js';
 import { modelFile } from './model_file.js';
-import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
+import { checkWeightsOption, maxMemoryOption, checkpointOption, modelOption, numSharedOption, outOption, policyOption, providerOption, seedOption, windowStrideOption } from './options.js';
 
 interface InferOpts {
   checkpoint?: string;
@@ -34,6 +34,8 @@ interface InferOpts {
   maxPixels: number;
   seed: number;
   provider: string;
+  maxMemory?: number;
+  checkWeights: boolean;
 }
 
 /** Registers the `infer` command. */
@@ -56,6 +58,8 @@ export function registerInfer(program: Command): void {
   cmd.option('--max-pixels <n>', 'largest image accepted, in pixels (refused before decoding)', posInt('--max-pixels'), DEFAULT_MAX_PIXELS);
   seedOption(cmd, { note: 'of the random policy', default: 0 });
   providerOption(cmd, { note: 'falls back to cpu with a message' });
+  maxMemoryOption(cmd);
+  checkWeightsOption(cmd);
   cmd.action(action(runInfer));
 }
 
@@ -72,7 +76,7 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
     stems.set(s, p);
   }
   const seg = await Segmenter.load((await modelFile(o))!, {
-    provider, ...(o.windowSize !== undefined ? { windowSize: o.windowSize } : {}), windowBatch: o.windowBatch, maxPixels: o.maxPixels, ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
+    provider, ...(o.windowSize !== undefined ? { windowSize: o.windowSize } : {}), windowBatch: o.windowBatch, maxPixels: o.maxPixels, checkWeights: o.checkWeights, ...(o.maxMemory !== undefined ? { maxMemory: o.maxMemory } : {}), ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
   });
   if (seg.info.policy === 'oracle') {
     await seg.dispose();

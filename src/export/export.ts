@@ -12,6 +12,7 @@ import type { ModelCheckpoint } from '../cts/checkpoint.js';
 import { buildCtsSegmenter, type PolicySource } from '../cts/segmenter.js';
 import type { TokenBudget } from '../cts/budget.js';
 import { resolveSharing, type PolicyMethod } from '../cts/spec.js';
+import { checkGraphMemory } from '../cts/memory.js';
 import { rgbInput } from './preprocess.js';
 import { BATCH_DIM, dynamicBatch } from './batch.js';
 
@@ -42,6 +43,8 @@ export interface ExportOptions {
   size?: [number, number];
   /** dtype of `class_map` (default uint8, which holds up to 256 classes). */
   classMapType?: 'uint8' | 'int64';
+  /** Largest estimated graph memory in bytes (default: the machine's memory, see cts/memory.ts). */
+  maxMemory?: number;
 }
 
 /** Name, shape and dtype of one graph input or output ('batch' for a symbolic batch dimension). */
@@ -104,7 +107,9 @@ export function buildExportGraph(ckpt: ModelCheckpoint, o: ExportOptions = {}): 
   const K = ckpt.config.n_cls;
   const classMapType = o.classMapType ?? 'uint8';
   if (classMapType === 'uint8' && K > 256) throw new CtsError(`a uint8 class map holds 256 classes, the model has ${K}: use int64`);
-  const { policy, numShared } = resolveExportPolicy(ckpt, o);
+  const { policy, numShared, budget } = resolveExportPolicy(ckpt, o);
+  // a dynamic batch loops the batch-1 graph: one image's memory is what it needs at a time
+  checkGraphMemory(ckpt.config, { size: [h, w], batch: o.dynamicBatch ? 1 : batch, tokens: budget.numTokens }, o.maxMemory, 'the export');
 
   const g = new Graph();
   let x: Value;
