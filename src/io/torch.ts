@@ -148,12 +148,16 @@ function materialize(t: TorchTensor, bytes: Uint8Array, source: string): HostTen
   } catch (e) {
     throw new CtsError(`${source}: ${(e as Error).message}`);
   }
-  // Stride-0 views can claim far more elements than their storage holds; refuse what cannot be allocated.
-  if (n * isz > bufferConstants.MAX_LENGTH) throw new CtsError(`${source}: a tensor of shape [${t.shape.join(',')}] is too large to load`);
+  // Bounded by the bytes actually present, before anything is allocated: stride-0 views over a
+  // one-element storage can declare gigabytes, and a state dict never needs more than it stores.
+  const present = Math.min(t.storage.numel, Math.floor(bytes.byteLength / isz) - t.storage.offset);
+  if (n > present) {
+    throw new CtsError(`${source}: a tensor of shape [${t.shape.join(',')}] declares ${n} elements but its storage holds ${Math.max(0, present)} (a view repeating data, e.g. zero strides; re-save it with .contiguous())`);
+  }
   const start = t.storage.offset + t.offset;
   const last = t.shape.reduce((acc, d, i) => acc + (d - 1) * t.stride[i]!, t.offset);
-  if (n > 0 && last >= t.storage.numel) {
-    throw new CtsError(`${source}: a tensor of shape [${t.shape.join(',')}] reaches element ${last} of a storage of ${t.storage.numel}`);
+  if (n > 0 && last >= present) {
+    throw new CtsError(`${source}: a tensor of shape [${t.shape.join(',')}] reaches element ${last} of a storage of ${Math.max(0, present)}`);
   }
   let contiguous = true;
   for (let i = t.shape.length - 1, want = 1; i >= 0; want *= t.shape[i]!, i--) if (t.shape[i] !== 1 && t.stride[i] !== want) contiguous = false;
