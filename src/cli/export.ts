@@ -1,9 +1,8 @@
 // `cts-seg export`: the whole CTS pipeline of a checkpoint as one self-contained ONNX file.
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { CtsError } from '../base/errors.js';
-import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
+import { makeOutputDir, removeCreatedDir, writeFileAtomic } from '../io/fs.node.js';
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { EXPORT_POLICIES, exportModel, type ExportPolicy } from '../export/export.js';
 import { action, posInt } from './util.js';
@@ -62,12 +61,13 @@ async function runExport(o: ExportOpts): Promise<void> {
     ...(o.cropSize ? { size: o.cropSize } : {}),
     ...(o.maxMemory !== undefined ? { maxMemory: o.maxMemory } : {}),
   });
+  const created = await makeOutputDir(dirname(o.out), `the folder of ${o.out}:`);
   try {
-    await mkdir(dirname(o.out), { recursive: true });
+    await writeFileAtomic(o.out, m.bytes);
   } catch (e) {
-    throw new CtsError(`cannot create the folder of ${o.out}: ${describeFsError(e)}`);
+    await removeCreatedDir(created);
+    throw e;
   }
-  await writeFileAtomic(o.out, m.bytes);
   const io = (l: typeof m.inputs) => l.map((t) => `${t.name} ${t.dtype}[${t.shape.join(',')}]`).join(', ');
   const b = m.budget;
   process.stdout.write(
