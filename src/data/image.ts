@@ -20,8 +20,8 @@ async function readBytes(path: string, what: string): Promise<Buffer> {
 /** What a decode produces: 8-bit RGB of a photo, or the stored 8-bit values of a label PNG. */
 type DecodeKind = 'image' | 'label';
 
-function sharpOf(input: Uint8Array | Sharp, maxPixels: number): Sharp {
-  // limitInputPixels makes libvips itself refuse a size the header lied about, not only our check
+function sharpOf(input: Uint8Array | Sharp, maxPixels: number | false): Sharp {
+  // when decoding, limitInputPixels makes libvips itself refuse a size the header lied about
   return input instanceof Uint8Array ? sharp(input, { failOn: 'error', limitInputPixels: maxPixels }) : input.clone();
 }
 
@@ -32,7 +32,8 @@ function sharpOf(input: Uint8Array | Sharp, maxPixels: number): Sharp {
 async function probe(input: Uint8Array | Sharp, name: string, maxPixels: number, kind: DecodeKind): Promise<Metadata> {
   let meta: Metadata;
   try {
-    meta = await sharpOf(input, maxPixels).metadata();
+    // the header only: the limit is ours to check below, with a message saying how to raise it
+    meta = await sharpOf(input, false).metadata();
   } catch (e) {
     throw new CtsError(`cannot decode ${name}: ${describeSharpError(e, kind)}`);
   }
