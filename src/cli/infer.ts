@@ -127,7 +127,8 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
   const ok = images.length - failed.length;
   process.stdout.write(`wrote ${ok * (o.saveProbabilities ? 4 : 3)} files for ${ok} of ${images.length} images to ${o.out}\n`);
   if (failed.length) {
-    process.stderr.write(`cts-seg: error: ${failed.length} of ${images.length} images failed: ${failed.join(', ')}\n`);
+    // one image's failure is its own error line; a summary is for several
+    if (images.length > 1) process.stderr.write(`cts-seg: error: ${failed.length} of ${images.length} images failed: ${failed.join(', ')}\n`);
     process.exitCode = 1;
   }
 }
