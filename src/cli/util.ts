@@ -6,7 +6,8 @@ import { GraphError } from '../graph/index.js';
 /** commander parser for a non-negative integer option. */
 export function nonNegInt(name: string) {
   return (v: string): number => {
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${name} expects a non-negative integer below 2^53, got '${v}'`);
+    if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} expects a non-negative integer, got '${v}'`);
+    if (!Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${name} expects a non-negative integer below 2^53, got '${v}'`);
     return Number(v);
   };
 }
@@ -14,7 +15,8 @@ export function nonNegInt(name: string) {
 /** commander parser for a positive integer option. */
 export function posInt(name: string) {
   return (v: string): number => {
-    if (!/^\d+$/.test(v) || Number(v) === 0 || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${name} expects a positive integer below 2^53, got '${v}'`);
+    if (!/^\d+$/.test(v) || Number(v) === 0) throw new InvalidArgumentError(`${name} expects a positive integer, got '${v}'`);
+    if (!Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${name} expects a positive integer below 2^53, got '${v}'`);
     return Number(v);
   };
 }

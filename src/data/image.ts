@@ -5,7 +5,7 @@ import type { Metadata, Sharp } from 'sharp';
 import { readFile } from 'node:fs/promises';
 import { inflateSync } from 'node:zlib';
 import { CtsError } from '../base/errors.js';
-import { checkPixels, DEFAULT_MAX_PIXELS } from '../api/platform.js';
+import { checkPixels, DEFAULT_MAX_PIXELS } from '../base/pixels.js';
 import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
 import type { LabelMap, RGBImage } from './types.js';
 
