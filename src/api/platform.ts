@@ -3,6 +3,7 @@
 // itself reads no file and decodes no image format.
 import { CtsError } from '../base/errors.js';
 import type { RGBImage } from '../data/types.js';
+import { checkPixels } from '../base/pixels.js';
 
 /** Raw pixels, row-major, interleaved: 1 (grey), 3 (RGB) or 4 (RGBA) channels of 8 bits. */
 export interface RawImage {
@@ -40,18 +41,7 @@ export function apiPlatform(): ApiPlatform {
   return current;
 }
 
-/** Default largest image, in pixels: a 100-megapixel photo decodes to 300 MB of RGB. */
-export const DEFAULT_MAX_PIXELS = 100_000_000;
-
-/** Checks an image's declared size against the pixel limit (before its pixels are decoded). */
-export function checkPixels(width: number, height: number, maxPixels: number, name: string): void {
-  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
-    throw new CtsError(`${name}: image size ${width}x${height} is invalid`);
-  }
-  if (width * height > maxPixels) {
-    throw new CtsError(`${name} is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels} (raise it with the maxPixels option or --max-pixels)`);
-  }
-}
+export { checkPixels, DEFAULT_MAX_PIXELS } from '../base/pixels.js';
 
 /** Whether a value is a RawImage. */
 export function isRawImage(v: unknown): v is RawImage {

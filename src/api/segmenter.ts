@@ -62,7 +62,7 @@ export class Segmenter implements ImagePredictor {
     checkLoadOptions(o);
     if (isCheckpoint(source)) return Segmenter.fromCheckpoint(source, o);
     const { bytes, name } = await apiPlatform().readModel(source);
-    if (looksLikeSafetensors(bytes)) return Segmenter.fromCheckpoint(parseCheckpoint(bytes, name), o);
+    if (looksLikeSafetensors(bytes)) return Segmenter.fromCheckpoint(parseCheckpoint(bytes, name, o.checkWeights === false ? { checkWeights: false } : {}), o);
     if (looksLikeOnnx(bytes)) return Segmenter.fromExport(bytes, name, o);
     throw new CtsError(`${name} is neither a cts-seg checkpoint (.safetensors) nor a cts-seg export (.onnx)`);
   }
@@ -72,7 +72,7 @@ export class Segmenter implements ImagePredictor {
     const window: [number, number] = size ? [size, size] : ckpt.cropSize;
     const sharing: SharingSpec = predictorSharing(ckpt, o, window);
     const make = (batch: number) => Predictor.create(ckpt, {
-      sharing, batch, crop: window, precision: o.precision ?? 'fp32', ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
+      sharing, batch, crop: window, precision: o.precision ?? 'fp32', ...(o.maxMemory !== undefined ? { maxMemory: o.maxMemory } : {}), ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}),
       ...(o.onFallback ? { onFallback: o.onFallback } : {}),
     });
     // compile once up front: load() is where errors and the provider fallback message belong
@@ -249,6 +249,7 @@ function checkLoadOptions(o: LoadOptions): void {
   if (o.windowBatch !== undefined && !(Number.isInteger(o.windowBatch) && o.windowBatch > 0)) throw new CtsError(`windowBatch must be a positive integer, got ${o.windowBatch}`);
   if (o.windowSize !== undefined && !(Number.isInteger(o.windowSize) && o.windowSize > 0)) throw new CtsError(`windowSize must be a positive integer, got ${o.windowSize}`);
   if (o.maxPixels !== undefined && !(Number.isInteger(o.maxPixels) && o.maxPixels > 0)) throw new CtsError(`maxPixels must be a positive integer, got ${o.maxPixels}`);
+  if (o.maxMemory !== undefined && !(o.maxMemory > 0)) throw new CtsError(`maxMemory must be a positive number of bytes, got ${o.maxMemory}`);
   if (o.worker) throw new CtsError('worker: true runs inference in a Web Worker and is available in the browser build (cts-seg/web) only');
 }
 

@@ -50,6 +50,10 @@ export interface LoadOptions {
   threads?: number;
   /** Largest image accepted, in pixels (default 100 million); larger ones are refused before decoding. */
   maxPixels?: number;
+  /** Largest estimated memory of a compiled model graph, in bytes (default: the machine's memory in Node, 4 GiB in a browser); larger windows or batches are refused before compiling. */
+  maxMemory?: number;
+  /** Check that a checkpoint's weights are finite and its normalisation usable (default true). */
+  checkWeights?: boolean;
   /** Browser only: run inference in a Web Worker, keeping the page responsive. */
   worker?: boolean;
   /** ONNX external data files an exported model refers to (bytes, or a URL/path the platform reads). */

@@ -1,6 +1,7 @@
 // What a benchmark run is made of, before any timing: the budgets (with the paper's exact ones), the model (preset with seeded random weights, or a checkpoint) and the
 // input batch (one image repeated, ViT-normalised).
 import sharp from 'sharp';
+import { readImage } from '../data/image.js';
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
 import { createSegmenterConfig, type SegmenterConfig } from '../models/config.js';
@@ -98,12 +99,11 @@ export async function benchInput(o: BenchModelOptions, size: [number, number], b
   const [h, w] = size;
   let rgb: Uint8Array;
   if (o.image) {
-    try {
-      const buf = await sharp(o.image).removeAlpha().resize(w, h, { fit: 'fill' }).toColourspace('srgb').raw().toBuffer();
-      rgb = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    } catch (e) {
-      throw new CtsError(`cannot read image ${o.image}: ${(e as Error).message.split('\n')[0]}`);
-    }
+    // decoded by the guarded path (pixel limit, one-line errors), then stretched to the input size
+    const img = await readImage(o.image);
+    const buf = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), { raw: { width: img.width, height: img.height, channels: 3 } })
+      .resize(w, h, { fit: 'fill' }).raw().toBuffer();
+    rgb = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } else {
     // smooth colour ramps plus noise: regions that a policy could share and some texture
     const r = createRng(7);

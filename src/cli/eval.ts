@@ -11,7 +11,7 @@ import { Segmenter } from '../api/segmenter.js';
 import { createProgress, reportMarkdown, writeReport } from '../eval/report.js';
 import { action, posInt } from './util.js';
 import { modelFile } from './model_file.js';
-import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, precisionOption, providerOption, seedOption, windowStrideOption } from './options.js';
+import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, precisionOption, providerOption, seedOption, windowStrideOption, checkWeightsOption, maxMemoryOption } from './options.js';
 import type { Precision } from '../nn/params.js';
 import { Predictor, predictorSharing } from '../cts/predictor.js';
 import type { ModelCheckpoint } from '../cts/checkpoint.js';
@@ -40,6 +40,8 @@ interface EvalOpts {
   provider: string;
   precision: Precision;
   comparePrecision?: boolean;
+  maxMemory?: number;
+  checkWeights: boolean;
 }
 
 /** Registers the `eval` command. */
@@ -65,6 +67,8 @@ export function registerEval(program: Command): void {
   providerOption(cmd, { note: 'falls back to cpu with a message' });
   precisionOption(cmd);
   cmd.option('--compare-precision', 'also evaluate int8 on the same windows as fp32 (a second pass) and report both mIoUs, the argmax agreement and the logit error of int8 against fp32');
+  maxMemoryOption(cmd);
+  checkWeightsOption(cmd);
   cmd.action(action(runEval));
 }
 
@@ -72,7 +76,7 @@ async function runEval(o: EvalOpts): Promise<void> {
   const provider = parseProvider(o.provider);
   const policy = parsePolicy(o.policy);
   o.checkpoint = (await modelFile(o))!;
-  const ckpt = await loadCheckpoint(o.checkpoint);
+  const ckpt = await loadCheckpoint(o.checkpoint, { checkWeights: o.checkWeights });
   const ds = await openDataset(o.dataset, o.dataRoot, o.split);
   const K = ds.info.classes.length;
   if (ckpt.config.n_cls !== K) {
@@ -84,7 +88,7 @@ async function runEval(o: EvalOpts): Promise<void> {
     throw new CtsError(`--window-stride ${o.windowStride} exceeds the ${window.join('x')} window of ${o.checkpoint}; use at most ${maxStride}`);
   }
   const stride = o.windowStride ?? Math.min(ds.info.eval.windowStride, maxStride);
-  const seg = await Segmenter.load(ckpt, { ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}), windowBatch: o.windowBatch, provider, precision: o.precision });
+  const seg = await Segmenter.load(ckpt, { ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}), windowBatch: o.windowBatch, provider, precision: o.precision, ...(o.maxMemory !== undefined ? { maxMemory: o.maxMemory } : {}) });
   const n = Math.min(ds.samples.length, o.limit ?? Infinity);
   const progress = createProgress(n, 'eval');
   let res;

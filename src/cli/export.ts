@@ -1,14 +1,13 @@
 // `cts-seg export`: the whole CTS pipeline of a checkpoint as one self-contained ONNX file.
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { CtsError } from '../base/errors.js';
-import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
+import { makeOutputDir, removeCreatedDir, writeFileAtomic } from '../io/fs.node.js';
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
 import { EXPORT_POLICIES, exportModel, type ExportPolicy } from '../export/export.js';
 import { action, posInt } from './util.js';
 import { modelFile } from './model_file.js';
-import { checkpointOption, modelOption, cropSizeOption, numSharedOption, outOption, policyOption, precisionOption } from './options.js';
+import { checkpointOption, modelOption, cropSizeOption, numSharedOption, outOption, policyOption, precisionOption, checkWeightsOption, maxMemoryOption } from './options.js';
 import type { Precision } from '../nn/params.js';
 
 interface ExportOpts {
@@ -23,6 +22,8 @@ interface ExportOpts {
   cropSize?: [number, number];
   classMapType: string;
   precision: Precision;
+  maxMemory?: number;
+  checkWeights: boolean;
 }
 
 /** Registers the `export` command. */
@@ -42,14 +43,16 @@ export function registerExport(program: Command): void {
   cropSizeOption(cmd, { note: 'the input size of the graph; default: the checkpoint\'s crop', aliases: ['--size'] });
   precisionOption(cmd, { note: 'int8 files are about a quarter of fp32 ones; recorded in the metadata' });
   cmd
-    .option('--class-map-type <t>', 'dtype of class_map: uint8 (up to 256 classes) or int64', 'uint8')
-    .action(action(runExport));
+    .option('--class-map-type <t>', 'dtype of class_map: uint8 (up to 256 classes) or int64', 'uint8');
+  maxMemoryOption(cmd);
+  checkWeightsOption(cmd);
+  cmd.action(action(runExport));
 }
 
 async function runExport(o: ExportOpts): Promise<void> {
   if (o.classMapType !== 'uint8' && o.classMapType !== 'int64') throw new CtsError(`--class-map-type must be uint8 or int64, got '${o.classMapType}'`);
   o.checkpoint = (await modelFile(o))!;
-  const ckpt = await loadCheckpoint(o.checkpoint);
+  const ckpt = await loadCheckpoint(o.checkpoint, { checkWeights: o.checkWeights });
   const t0 = performance.now();
   const m = exportModel(ckpt, {
     ...(o.batch !== undefined ? { batch: o.batch } : {}),
@@ -60,13 +63,15 @@ async function runExport(o: ExportOpts): Promise<void> {
     ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
     ...(o.policy !== undefined ? { policy: o.policy } : {}),
     ...(o.cropSize ? { size: o.cropSize } : {}),
+    ...(o.maxMemory !== undefined ? { maxMemory: o.maxMemory } : {}),
   });
+  const created = await makeOutputDir(dirname(o.out), `the folder of ${o.out}:`);
   try {
-    await mkdir(dirname(o.out), { recursive: true });
+    await writeFileAtomic(o.out, m.bytes);
   } catch (e) {
-    throw new CtsError(`cannot create the folder of ${o.out}: ${describeFsError(e)}`);
+    await removeCreatedDir(created);
+    throw e;
   }
-  await writeFileAtomic(o.out, m.bytes);
   const io = (l: typeof m.inputs) => l.map((t) => `${t.name} ${t.dtype}[${t.shape.join(',')}]`).join(', ');
   const b = m.budget;
   process.stdout.write(

@@ -17,7 +17,7 @@ import { DEFAULT_WINDOW_BATCH, Segmenter } from '../api/segmenter.js';
 import { DEFAULT_MAX_PIXELS } from '../api/platform.js';
 import { action, posInt } from './util.js';
 import { modelFile } from './model_file.js';
-import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, precisionOption, providerOption, seedOption, windowStrideOption } from './options.js';
+import { checkpointOption, modelOption, numSharedOption, outOption, policyOption, precisionOption, providerOption, seedOption, windowStrideOption, checkWeightsOption, maxMemoryOption } from './options.js';
 import type { Precision } from '../nn/params.js';
 
 interface InferOpts {
@@ -36,6 +36,8 @@ interface InferOpts {
   seed: number;
   provider: string;
   precision?: Precision;
+  maxMemory?: number;
+  checkWeights: boolean;
 }
 
 /** Registers the `infer` command. */
@@ -59,6 +61,8 @@ export function registerInfer(program: Command): void {
   seedOption(cmd, { note: 'of the random policy', default: 0 });
   providerOption(cmd, { note: 'falls back to cpu with a message' });
   precisionOption(cmd, { note: 'checkpoints; default fp32 (an export runs at the precision it was exported with)', default: undefined });
+  maxMemoryOption(cmd);
+  checkWeightsOption(cmd);
   cmd.action(action(runInfer));
 }
 
@@ -75,7 +79,7 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
     stems.set(s, p);
   }
   const seg = await Segmenter.load((await modelFile(o))!, {
-    provider, ...(o.windowSize !== undefined ? { windowSize: o.windowSize } : {}), windowBatch: o.windowBatch, maxPixels: o.maxPixels, ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
+    provider, ...(o.windowSize !== undefined ? { windowSize: o.windowSize } : {}), windowBatch: o.windowBatch, maxPixels: o.maxPixels, checkWeights: o.checkWeights, ...(o.maxMemory !== undefined ? { maxMemory: o.maxMemory } : {}), ...(policy ? { policy } : {}), ...(o.numShared !== undefined ? { numShared: o.numShared } : {}),
     ...(o.precision ? { precision: o.precision } : {}),
   });
   if (seg.info.policy === 'oracle') {
@@ -127,7 +131,8 @@ async function runInfer(images: string[], o: InferOpts): Promise<void> {
   const ok = images.length - failed.length;
   process.stdout.write(`wrote ${ok * (o.saveProbabilities ? 4 : 3)} files for ${ok} of ${images.length} images to ${o.out}\n`);
   if (failed.length) {
-    process.stderr.write(`cts-seg: error: ${failed.length} of ${images.length} images failed: ${failed.join(', ')}\n`);
+    // one image's failure is its own error line; a summary is for several
+    if (images.length > 1) process.stderr.write(`cts-seg: error: ${failed.length} of ${images.length} images failed: ${failed.join(', ')}\n`);
     process.exitCode = 1;
   }
 }

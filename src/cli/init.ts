@@ -1,11 +1,10 @@
 // `cts-seg init`: a randomly initialised checkpoint (Segmenter, plus a policy network when the policy
 // is the net), with class names, palette, crop and CTS budget, so that eval, infer and bench can run
 // before any training.
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { CtsError } from '../base/errors.js';
-import { describeFsError } from '../io/fs.node.js';
+import { makeOutputDir, removeCreatedDir } from '../io/fs.node.js';
 import { createSegmenterConfig } from '../models/config.js';
 import { segmenterSpec } from '../models/segmenter.js';
 import { initSegmenterWeights } from '../models/init.js';
@@ -94,7 +93,7 @@ async function runInit(o: InitOpts): Promise<void> {
   }
   const config = createSegmenterConfig(o.backbone, { ...custom, n_cls: classes.length, image_size: crop, decoder: o.decoder, decoder_n_layers: o.decoderLayers });
   const patch = config.patch_size;
-  if (crop % patch) throw new CtsError(`--crop-size ${crop} must be a multiple of the ${patch}px patch`);
+  // no size rule of its own: resolveSharing decides, as for train (no sharing pads any crop to a patch multiple)
   const asked = o.numShared ?? (o.reduction !== undefined ? sharedForReduction(crop, crop, patch, o.reduction) : undefined);
   // a new model stores no sharing; a budget alone asks for the policy network
   const { policy, numShared: S } = resolveSharing({ policy: 'no_sharing', numShared: 0 }, { policy: o.policy ?? (asked ? 'policy_net' : undefined), numShared: asked }, { size: [crop, crop], patchSize: patch });
@@ -108,12 +107,13 @@ async function runInit(o: InitOpts): Promise<void> {
     cts: { policy, numShared: S, ...(o.policyWidth !== undefined ? { policyWidth: o.policyWidth } : {}) },
     ...(o.dataset ? { dataset: o.dataset } : {}),
   };
+  const created = await makeOutputDir(dirname(o.out), `the folder of ${o.out}:`);
   try {
-    await mkdir(dirname(o.out), { recursive: true });
+    await saveCheckpoint(o.out, ckpt);
   } catch (e) {
-    throw new CtsError(`cannot create the folder of ${o.out}: ${describeFsError(e)}`);
+    await removeCreatedDir(created);
+    throw e;
   }
-  await saveCheckpoint(o.out, ckpt);
   const params = [...weights.values()].reduce((a, t) => a + t.data.length, 0);
   const tokens = (crop / patch) ** 2;
   process.stdout.write(

@@ -174,3 +174,20 @@ export function modelOption(cmd: Command, use?: OptionUse<string>): Command {
 export function precisionOption(cmd: Command, use: OptionUse<Precision> = {}): Command {
   return addShared(cmd, '--precision <p>', `arithmetic of the Linear layers: ${PRECISIONS.join(' or ')} (int8: per-output-channel int8 weights, activations quantized at run time)`, parseChoice('precision', PRECISIONS), { default: 'fp32', ...use });
 }
+
+/** Parses a memory size in GB (10^9 bytes) into bytes. */
+export function parseGigabytes(v: string): number {
+  const g = Number(v);
+  if (v.trim() === '' || !(g > 0 && Number.isFinite(g))) throw new CtsError(`--max-memory expects a positive number of GB, got '${v}'`);
+  return Math.round(g * 1e9);
+}
+
+/** `--max-memory <GB>`: the largest estimated graph memory accepted (default: the machine's memory). */
+export function maxMemoryOption(cmd: Command, use?: OptionUse<number>): Command {
+  return addShared(cmd, '--max-memory <GB>', 'largest estimated model-graph memory, in GB, before compiling it (default: the machine\'s memory)', parseGigabytes, use);
+}
+
+/** `--no-check-weights`: load a checkpoint without checking its weights are finite and its normalisation usable. */
+export function checkWeightsOption(cmd: Command): Command {
+  return cmd.option('--no-check-weights', 'load the checkpoint without checking that its weights are finite and its normalisation std positive');
+}

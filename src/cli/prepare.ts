@@ -2,6 +2,7 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { CtsError } from '../base/errors.js';
+import { makeOutputDir, removeCreatedDir } from '../io/fs.node.js';
 import { PREPARABLE, URL_BASE_ENV, prepareDataset, type ProgressFactory, type ProgressTask } from '../data/prepare.js';
 import { action, posInt } from './util.js';
 
@@ -35,6 +36,8 @@ async function runPrepare(dataset: string, dir: string, o: PrepareCliOpts): Prom
     throw new CtsError(`cannot prepare '${dataset}': expected one of ${PREPARABLE.join(', ')}`);
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  // a failed first run leaves no empty folders; partial downloads stay for the next run to resume
+  const created = await makeOutputDir(dir, 'dataset folder');
   const r = await prepareDataset(dataset, dir, {
     ...(o.urlBase ? { urlBase: o.urlBase } : {}),
     ...(o.username ? { username: o.username } : {}),
@@ -42,6 +45,9 @@ async function runPrepare(dataset: string, dir: string, o: PrepareCliOpts): Prom
     ...(o.retries ? { retries: o.retries } : {}),
     log,
     progress: progressFactory(),
+  }).catch(async (e: unknown) => {
+    await removeCreatedDir(created, { keepFiles: true });
+    throw e;
   });
   if (r.alreadyDone) log(`${dataset} is already prepared in ${r.dir} (delete ${r.dir}/.cts-prepared.json to redo the checks)`);
   process.stdout.write(`${r.dir}\t${Object.entries(r.splits).map(([s, n]) => `${s}=${n}`).join(' ')}\n`);

@@ -7,6 +7,7 @@ import { GraphError } from '../graph/index.js';
 export function nonNegInt(name: string) {
   return (v: string): number => {
     if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} expects a non-negative integer, got '${v}'`);
+    if (!Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${name} expects a non-negative integer below 2^53, got '${v}'`);
     return Number(v);
   };
 }
@@ -15,6 +16,7 @@ export function nonNegInt(name: string) {
 export function posInt(name: string) {
   return (v: string): number => {
     if (!/^\d+$/.test(v) || Number(v) === 0) throw new InvalidArgumentError(`${name} expects a positive integer, got '${v}'`);
+    if (!Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${name} expects a positive integer below 2^53, got '${v}'`);
     return Number(v);
   };
 }

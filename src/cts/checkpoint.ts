@@ -97,6 +97,11 @@ function parseJson<T>(meta: Record<string, string>, key: string, path: string): 
 export interface LoadCheckpointOptions {
   encoderHeads?: number;
   decoderHeads?: number;
+  /**
+   * Check that every float weight is finite and the normalisation's std positive (default true): a
+   * NaN weight or a zero std makes every pixel class 0 without any error further down.
+   */
+  checkWeights?: boolean;
 }
 
 /**
@@ -133,13 +138,38 @@ export function parseCheckpoint(src: Uint8Array | SafetensorsContents, path = '<
     allowUnexpected: ['encoder.head.', ...(cts.policy === 'policy_net' ? [] : ['policy_net.'])],
   });
   checkConsistent(ckpt, path);
+  checkNormalization(ckpt.normalization, path);
+  if (o.checkWeights !== false) checkFinite(ckpt.weights, path);
   return ckpt;
+}
+
+function checkNormalization(n: unknown, path: string): void {
+  const ok = (v: unknown, positive: boolean) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
+  const m = n as ModelCheckpoint['normalization'] | null;
+  if (!m || typeof m !== 'object' || !ok(m.mean, false) || !ok(m.std, true)) {
+    throw new CtsError(`${path}: normalization must be {mean: [r,g,b], std: [r,g,b]} of finite numbers with std > 0, got ${JSON.stringify(n)}`);
+  }
+}
+
+/** Names the first weight holding NaN or Inf (the opt-out is LoadCheckpointOptions.checkWeights / --no-check-weights). */
+function checkFinite(weights: Map<string, HostTensor>, path: string): void {
+  for (const [k, t] of weights) {
+    if (t.dtype !== 'float32' && t.dtype !== 'float64') continue;
+    const d = t.data as Float32Array | Float64Array;
+    for (let i = 0; i < d.length; i++) {
+      // x - x is 0 for every finite x and NaN for NaN and +-Inf: one test for both
+      if (d[i]! - d[i]! !== 0) {
+        throw new CtsError(`${path}: weight '${k}' holds ${d[i]} at element ${i}; the model would predict garbage (load anyway with --no-check-weights)`);
+      }
+    }
+  }
 }
 
 function checkConsistent(c: ModelCheckpoint, path: string): void {
   const k = c.config.n_cls;
   if (c.classes.length !== k) throw new CtsError(`${path}: ${c.classes.length} class names for a ${k}-class model`);
-  if (c.palette.length !== k || c.palette.some((p) => p.length !== 3)) throw new CtsError(`${path}: palette must have ${k} RGB triples`);
+  if (!Array.isArray(c.classes) || !c.classes.every((n) => typeof n === 'string')) throw new CtsError(`${path}: classes must be a list of names`);
+  if (!Array.isArray(c.palette) || c.palette.length !== k || c.palette.some((p) => !Array.isArray(p) || p.length !== 3)) throw new CtsError(`${path}: palette must have ${k} RGB triples`);
   if (!POLICY_METHODS.includes(c.cts.policy)) {
     throw new CtsError(`${path}: unknown policy '${c.cts.policy}', expected ${POLICY_METHODS.join(', ')}`);
   }
@@ -147,5 +177,5 @@ function checkConsistent(c: ModelCheckpoint, path: string): void {
   if (c.window && !(Number.isInteger(c.window.size) && c.window.size > 0 && Number.isInteger(c.window.stride) && c.window.stride > 0)) {
     throw new CtsError(`${path}: window must be {size, stride} with positive integers`);
   }
-  if (c.cropSize.length !== 2 || c.cropSize.some((d) => !(Number.isInteger(d) && d > 0))) throw new CtsError(`${path}: crop_size must be [height, width]`);
+  if (!Array.isArray(c.cropSize) || c.cropSize.length !== 2 || c.cropSize.some((d) => !(Number.isInteger(d) && d > 0))) throw new CtsError(`${path}: crop_size must be [height, width]`);
 }

@@ -10,6 +10,7 @@ import type { PolicyMethod } from './spec.js';
 import { buildCtsSegmenterMicroBatched, defaultMicroBatch, type PolicySource } from './segmenter.js';
 import type { TokenBudget } from './budget.js';
 import { resolveSharing, type SharingSpec } from './spec.js';
+import { checkGraphMemory } from './memory.js';
 
 /** Options of Predictor.create. */
 export interface PredictorOptions {
@@ -26,6 +27,8 @@ export interface PredictorOptions {
   threads?: number;
   /** Called with a message when a preferred provider is not available (default: console.warn). */
   onFallback?: (message: string) => void;
+  /** Largest estimated graph memory in bytes (default: the machine's memory, see cts/memory.ts). */
+  maxMemory?: number;
   /** Images per micro-batch inside the graph (default: defaultMicroBatch, 2 for ViT-S at 512x512 and up, else the batch). */
   microBatch?: number;
   /** Linear layers in float32 (default) or int8 (see constantParams). */
@@ -85,13 +88,15 @@ export class Predictor implements WindowRunner {
     const batch = o.batch ?? 1;
     const spec = o.sharing ?? predictorSharing(ckpt, o, crop);
     const { policy, numShared: S, budget } = spec;
+    const microBatch = o.microBatch ?? defaultMicroBatch(ckpt.config, crop[0], crop[1], batch);
+    checkGraphMemory(ckpt.config, { size: crop, batch, microBatch, tokens: budget.numTokens }, o.maxMemory);
     const g = new Graph();
     const x = g.input('input', [batch, 3, crop[0], crop[1]]);
     let source: PolicySource | undefined;
     if (policy === 'policy_net') source = { kind: 'policy_net', bnMode: 'eval', ...(spec.policyWidth !== undefined ? { width: spec.policyWidth } : {}) };
     else if (policy === 'oracle' || policy === 'random') source = { kind: 'scores', scores: g.input('policy_scores', [batch, budget.sh * budget.sw]) };
     const { logits, maskShared } = buildCtsSegmenterMicroBatched(x, constantParams(g, ckpt.weights, { precision: o.precision ?? 'fp32' }), ckpt.config, {
-      numShared: S, microBatch: o.microBatch ?? defaultMicroBatch(ckpt.config, crop[0], crop[1], batch), ...(source ? { policy: source } : {}),
+      numShared: S, microBatch, ...(source ? { policy: source } : {}),
     });
     g.output('logits', logits);
     if (maskShared) g.output('mask_shared', maskShared);

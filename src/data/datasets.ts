@@ -1,7 +1,6 @@
 // Dataset registry and readers for the on-disk layouts of spec §7 (plus CamVid and a generic folder format).
 // Every reader turns raw annotation values into cts-seg's convention (0..K-1, 255 = ignore) through a
 // 256-entry lookup table, so a value the dataset never produces is reported instead of silently trained on.
-import sharp from 'sharp';
 import { existsSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
@@ -11,7 +10,7 @@ import { describeFsError } from '../io/fs.node.js';
 import { defaultPalette } from '../cts/checkpoint.js';
 import { CAMVID_CLASSES, CAMVID_VOID, type RGB } from './classes.js';
 import { DATASETS, isDatasetName, type DatasetName } from './catalog.js';
-import { readImage, readLabelPng } from './image.js';
+import { readImage, readImageSize, readLabelPng } from './image.js';
 import { IGNORE_INDEX, type DatasetInfo, type LabelMap, type RGBImage, type SegDataset, type SegSample } from './types.js';
 
 export { DATASETS, isDatasetName, type DatasetEntry, type DatasetName } from './catalog.js';
@@ -118,7 +117,7 @@ class DiskDataset implements SegDataset {
   async readLabel(i: number): Promise<LabelMap> {
     const s = this.sample(i);
     if (!s.labelPath) throw new CtsError(`${this.title} split '${this.split}' has no labels (sample ${s.id})`);
-    const [raw, size] = await Promise.all([readLabelPng(s.labelPath), imageSize(s.imagePath)]);
+    const [raw, size] = await Promise.all([readLabelPng(s.labelPath), readImageSize(s.imagePath)]);
     if (raw.width !== size.width || raw.height !== size.height) {
       throw new CtsError(`label ${s.labelPath} is ${raw.width}x${raw.height} but its image ${s.imagePath} is ${size.width}x${size.height} (width x height); they must match`);
     }
@@ -132,16 +131,6 @@ class DiskDataset implements SegDataset {
       out[p] = v;
     }
     return { width: raw.width, height: raw.height, data: out };
-  }
-}
-
-/** Width and height from the image header, without decoding the pixels. */
-async function imageSize(path: string): Promise<{ width: number; height: number }> {
-  try {
-    const m = await sharp(path).metadata();
-    return { width: m.width!, height: m.height! };
-  } catch (e) {
-    throw new CtsError(`cannot read image ${path}: ${(e as Error).message.split('\n')[0]}`);
   }
 }
 

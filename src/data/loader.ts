@@ -84,6 +84,13 @@ function workerExecArgv(): string[] {
   return out;
 }
 
+/** A bug in a worker: its one-line message, with the worker's stack for whoever debugs it. */
+function workerBug(message: string, stack: string | undefined): Error {
+  const e = new Error(`data worker failed: ${message}`);
+  if (stack) e.stack = `${e.message}\n    in the worker: ${stack}`;
+  return e;
+}
+
 interface Pending {
   resolve: (b: BuiltBatch) => void;
   reject: (e: Error) => void;
@@ -262,7 +269,7 @@ export class DataLoader {
     this.pending.delete(m.id);
     if (p) {
       if (m.type === 'done') p.resolve({ images: m.images, labels: m.labels, height: m.height, width: m.width });
-      else p.reject(m.cts ? new CtsError(m.message) : new Error(`data worker failed: ${m.message}`));
+      else p.reject(m.cts ? new CtsError(m.message) : workerBug(m.message, m.stack));
     }
     this.dispatch();
   }

@@ -70,10 +70,14 @@ export interface TaskMessage {
   items: BatchItem[];
 }
 
-/** Worker -> main thread. `cts` tells whether the error is a user-facing CtsError (e.g. a corrupt file). */
+/**
+ * Worker -> main thread. `cts` tells whether the error is a user-facing CtsError (e.g. a corrupt
+ * file), rebuilt as one on the other side; `stack` is a bug's worker stack, kept apart from its
+ * one-line message.
+ */
 export type ReplyMessage =
   | { type: 'done'; id: number; images: Float32Array; labels: Uint8Array; height: number; width: number }
-  | { type: 'error'; id: number; message: string; cts: boolean };
+  | { type: 'error'; id: number; message: string; cts: boolean; stack?: string };
 
 function runWorker(init: WorkerInit): void {
   const port = parentPort!;
@@ -90,7 +94,8 @@ function runWorker(init: WorkerInit): void {
         port.postMessage(reply, [b.images.buffer as ArrayBuffer, b.labels.buffer as ArrayBuffer]);
       } catch (e) {
         const cts = e instanceof CtsError;
-        const reply: ReplyMessage = { type: 'error', id: msg.id, message: cts ? e.message : String((e as Error)?.stack ?? e), cts };
+        const message = String((e as Error)?.message ?? e).split('\n')[0]!;
+        const reply: ReplyMessage = { type: 'error', id: msg.id, message, cts, ...(cts ? {} : { stack: String((e as Error)?.stack ?? e) }) };
         port.postMessage(reply);
       }
     });

@@ -1,10 +1,8 @@
 // Reporting of evaluation runs: the per-class Markdown table, metrics.json / metrics.md (written
 // atomically), and the progress display shared by `eval` and `infer`.
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
-import { CtsError } from '../base/errors.js';
-import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
+import { makeOutputDir, removeCreatedDir, writeFileAtomic } from '../io/fs.node.js';
 import type { SegMetrics } from './metrics.js';
 import type { LogitComparison } from './compare.js';
 
@@ -126,13 +124,14 @@ export function reportMarkdown(r: EvalReport): string {
 
 /** Writes metrics.json and metrics.md into `dir` (created if missing), each atomically. */
 export async function writeReport(dir: string, r: EvalReport): Promise<void> {
+  const created = await makeOutputDir(dir, 'output directory');
   try {
-    await mkdir(dir, { recursive: true });
+    await writeFileAtomic(join(dir, 'metrics.json'), `${JSON.stringify(reportJson(r), null, 2)}\n`);
+    await writeFileAtomic(join(dir, 'metrics.md'), reportMarkdown(r));
   } catch (e) {
-    throw new CtsError(`cannot create output directory ${dir}: ${describeFsError(e)}`);
+    await removeCreatedDir(created);
+    throw e;
   }
-  await writeFileAtomic(join(dir, 'metrics.json'), `${JSON.stringify(reportJson(r), null, 2)}\n`);
-  await writeFileAtomic(join(dir, 'metrics.md'), reportMarkdown(r));
 }
 
 /** Progress of a loop over items, on stderr. */

@@ -121,7 +121,8 @@ export async function slidingLogits(predictor: WindowRunner, view: FloatImage, o
   }
   const hs = windowAnchors(H, wh, o.stride), ws = windowAnchors(W, ww, o.stride);
   const anchors = hs.flatMap((a) => ws.map((b) => [a, b] as [number, number]));
-  const K = predictor.numClasses, B = predictor.batch, plane = wh * ww;
+  // never more windows per call than the view has: a huge batch option must not size the buffers
+  const K = predictor.numClasses, B = Math.max(1, Math.min(predictor.batch, anchors.length)), plane = wh * ww;
   const canvas = new Float32Array(K * H * W);
   const count = new Uint32Array(H * W);
   const wantShared = !!o.sharedFraction && predictor.budget.numShared > 0;

@@ -12,6 +12,7 @@ import type { ModelCheckpoint } from '../cts/checkpoint.js';
 import { buildCtsSegmenter, type PolicySource } from '../cts/segmenter.js';
 import type { TokenBudget } from '../cts/budget.js';
 import { resolveSharing, type PolicyMethod } from '../cts/spec.js';
+import { checkGraphMemory } from '../cts/memory.js';
 import { rgbInput } from './preprocess.js';
 import { BATCH_DIM, dynamicBatch } from './batch.js';
 
@@ -44,6 +45,8 @@ export interface ExportOptions {
   classMapType?: 'uint8' | 'int64';
   /** Linear layers in float32 (default) or int8 (per-channel weights, about a quarter of the file). */
   precision?: Precision;
+  /** Largest estimated graph memory in bytes (default: the machine's memory, see cts/memory.ts). */
+  maxMemory?: number;
 }
 
 /** Name, shape and dtype of one graph input or output ('batch' for a symbolic batch dimension). */
@@ -106,7 +109,9 @@ export function buildExportGraph(ckpt: ModelCheckpoint, o: ExportOptions = {}): 
   const K = ckpt.config.n_cls;
   const classMapType = o.classMapType ?? 'uint8';
   if (classMapType === 'uint8' && K > 256) throw new CtsError(`a uint8 class map holds 256 classes, the model has ${K}: use int64`);
-  const { policy, numShared } = resolveExportPolicy(ckpt, o);
+  const { policy, numShared, budget } = resolveExportPolicy(ckpt, o);
+  // a dynamic batch loops the batch-1 graph: one image's memory is what it needs at a time
+  checkGraphMemory(ckpt.config, { size: [h, w], batch: o.dynamicBatch ? 1 : batch, tokens: budget.numTokens }, o.maxMemory, 'the export');
 
   const g = new Graph();
   let x: Value;

@@ -2,12 +2,12 @@
 // checkpoint, and write a checkpoint back as such a directory (or as an official-named safetensors).
 // The mapping itself is official.ts.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rmdir, unlink } from 'node:fs/promises';
+import { readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
 import { parseCheckpoint, type ModelCheckpoint } from '../cts/checkpoint.js';
-import { describeFsError, writeFileAtomic } from '../io/fs.node.js';
+import { describeFsError, makeOutputDir, removeCreatedDir, writeFileAtomic } from '../io/fs.node.js';
 import { pyTypeName } from '../io/pickle.js';
 import { openTorchFile, TorchTensor } from '../io/torch.js';
 import { serializeTorchSave, type TorchDict } from '../io/torch_save.js';
@@ -92,12 +92,7 @@ export async function exportOfficialRun(ckpt: ModelCheckpoint, dir: string, o: O
     entries: new Map<string, TorchDict | number>([['model', { ordered: true, entries: sd }], ['n_cls', ckpt.config.n_cls], ['epoch', 0]]),
   };
   const pth = serializeTorchSave(root, 'checkpoint');
-  const created = !existsSync(dir);
-  try {
-    await mkdir(dir, { recursive: true });
-  } catch (err) {
-    throw new CtsError(`cannot create ${dir}: ${describeFsError(err)}`, { cause: err });
-  }
+  const created = await makeOutputDir(dir, 'folder');
   const targets = { checkpoint: join(dir, 'checkpoint.pth'), variant: join(dir, 'variant.yml') };
   const staged = [`${targets.checkpoint}.partial`, `${targets.variant}.partial`];
   try {
@@ -107,7 +102,7 @@ export async function exportOfficialRun(ckpt: ModelCheckpoint, dir: string, o: O
     await rename(staged[1]!, targets.variant);
   } catch (err) {
     for (const p of staged) await unlink(p).catch(() => undefined);
-    if (created) await rmdir(dir).catch(() => undefined);
+    await removeCreatedDir(created);
     throw err instanceof CtsError ? err : new CtsError(`cannot write ${dir}: ${describeFsError(err)}`, { cause: err });
   }
   return { ...targets, tensors: sd.size };

@@ -2,7 +2,7 @@
 import { CtsError } from '../base/errors.js';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Short human description of a Node fs error (e.g. "no such file or directory"). */
@@ -18,6 +18,40 @@ export function describeFsError(err: unknown): string {
       return 'is a directory, expected a file';
     default:
       return String(e?.message ?? err).split('\n')[0] ?? 'unknown error';
+  }
+}
+
+/**
+ * Creates a command's output folder and its missing parents; returns the outermost folder it created
+ * (undefined when all existed), for removeCreatedDir when the command fails.
+ */
+export async function makeOutputDir(dir: string, what = 'output folder'): Promise<string | undefined> {
+  try {
+    return await mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw new CtsError(`cannot create ${what} ${dir}: ${describeFsError(e)}`);
+  }
+}
+
+async function holdsFiles(dir: string): Promise<boolean> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (!e.isDirectory() || (await holdsFiles(join(dir, e.name)))) return true;
+  }
+  return false;
+}
+
+/**
+ * Removes what makeOutputDir created, so that a failed command leaves no empty folders behind. With
+ * `keepFiles`, a folder holding any file stays (a command that resumes, like prepare, keeps its
+ * partial downloads); never throws, the command's own error is the one to report.
+ */
+export async function removeCreatedDir(created: string | undefined, o: { keepFiles?: boolean } = {}): Promise<void> {
+  if (!created) return;
+  try {
+    if (o.keepFiles && (await holdsFiles(created))) return;
+    await rm(created, { recursive: true, force: true });
+  } catch {
+    // best effort: leaving a folder behind is better than hiding why the command failed
   }
 }
 

@@ -138,6 +138,9 @@ function halfToFloat(raw: Uint8Array): Float32Array {
   return out;
 }
 
+/** Largest dense copy of a view that holds more elements than its storage (expanded tensors). */
+const MAX_REPEATED_VIEW_BYTES = 64 << 20;
+
 /** Copies a (possibly strided) view out of its storage into a dense C-order tensor. */
 function materialize(t: TorchTensor, bytes: Uint8Array, source: string): HostTensor {
   const { type } = t.storage.root;
@@ -148,12 +151,18 @@ function materialize(t: TorchTensor, bytes: Uint8Array, source: string): HostTen
   } catch (e) {
     throw new CtsError(`${source}: ${(e as Error).message}`);
   }
-  // Stride-0 views can claim far more elements than their storage holds; refuse what cannot be allocated.
-  if (n * isz > bufferConstants.MAX_LENGTH) throw new CtsError(`${source}: a tensor of shape [${t.shape.join(',')}] is too large to load`);
+  // Bounded by the bytes actually present, before anything is allocated: a view repeating its data
+  // (expand(), zero strides) is copied out dense, which is fine for a bias broadcast, but over a
+  // one-element storage it can declare gigabytes.
+  const present = Math.min(t.storage.numel, Math.floor(bytes.byteLength / isz) - t.storage.offset);
+  if (n > present && n * isz > MAX_REPEATED_VIEW_BYTES) {
+    throw new CtsError(`${source}: a tensor of shape [${t.shape.join(',')}] declares ${n} elements (${n * isz} bytes) but its storage holds ${Math.max(0, present)}; ` +
+      `a view repeating data is copied out only up to ${MAX_REPEATED_VIEW_BYTES >> 20} MiB (re-save it with .contiguous())`);
+  }
   const start = t.storage.offset + t.offset;
   const last = t.shape.reduce((acc, d, i) => acc + (d - 1) * t.stride[i]!, t.offset);
-  if (n > 0 && last >= t.storage.numel) {
-    throw new CtsError(`${source}: a tensor of shape [${t.shape.join(',')}] reaches element ${last} of a storage of ${t.storage.numel}`);
+  if (n > 0 && last >= present) {
+    throw new CtsError(`${source}: a tensor of shape [${t.shape.join(',')}] reaches element ${last} of a storage of ${Math.max(0, present)}`);
   }
   let contiguous = true;
   for (let i = t.shape.length - 1, want = 1; i >= 0; want *= t.shape[i]!, i--) if (t.shape[i] !== 1 && t.stride[i] !== want) contiguous = false;

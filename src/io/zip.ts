@@ -6,6 +6,9 @@ import yauzl from 'yauzl';
 import { CtsError } from '../base/errors.js';
 import { describeFsError } from './fs.node.js';
 
+/** Deflate's largest expansion (RFC 1951: 258 bytes from a 2-bit code, rounded up as zlib documents). */
+const MAX_DEFLATE_RATIO = 1032;
+
 /** An open zip archive; call {@link ZipArchive.close} when done. */
 export interface ZipArchive {
   /** Member names in the archive's order (directories left out). */
@@ -60,6 +63,12 @@ export async function openZip(path: string, what = 'zip file'): Promise<ZipArchi
     async read(name) {
       const entry = entries.get(name);
       if (!entry) throw new CtsError(`${what} ${path} has no member '${name}'`);
+      // The directory's sizes are checked against what the file can hold before anything is
+      // allocated: deflate expands at most 1032:1, and a stored member is its own size.
+      const most = entry.compressionMethod === 0 ? entry.compressedSize : entry.compressedSize * MAX_DEFLATE_RATIO + 1024;
+      if (entry.compressedSize > zf.fileSize || entry.uncompressedSize > most) {
+        throw new CtsError(`cannot read member '${name}' of ${what} ${path}: its directory entry claims ${entry.uncompressedSize} bytes from ${entry.compressedSize} compressed bytes in a ${zf.fileSize}-byte file (corrupt archive)`);
+      }
       try {
         const stream = await zf.openReadStreamPromise(entry);
         const out = Buffer.allocUnsafe(entry.uncompressedSize);

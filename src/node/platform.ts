@@ -3,12 +3,14 @@
 // from paths, Buffers or sharp pipelines, decoded by sharp with the pixel limit checked first.
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Sharp } from 'sharp';
 import { CtsError } from '../base/errors.js';
 import { describeFsError } from '../io/fs.node.js';
 import { decodeImage } from '../data/image.js';
 import { registerApiPlatform, type ApiPlatform } from '../api/platform.js';
+import { setDefaultGraphMemoryLimit } from '../cts/memory.js';
 import { resolveModel } from '../zoo/pull.node.js';
 import { findModel } from '../zoo/registry.js';
 
@@ -80,3 +82,4 @@ export const nodePlatform: ApiPlatform = {
 };
 
 registerApiPlatform(nodePlatform);
+setDefaultGraphMemoryLimit(totalmem());
