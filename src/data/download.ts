@@ -117,7 +117,9 @@ function requestOnce(url: string, headers: OutgoingHttpHeaders, opts: DownloadOp
   const lib = parsed.protocol === 'https:' ? https : parsed.protocol === 'http:' ? http : undefined;
   if (!lib) throw new CtsError(`unsupported URL scheme in ${redact(url, opts.secrets)}: expected http or https`);
   return new Promise((resolve, reject) => {
-    const req = lib.request(parsed, { method, headers: { 'user-agent': 'cts-seg', ...headers } }, resolve);
+    // a fresh connection per request (agent: false): Node's default agent keeps sockets alive, and a socket
+    // the server dropped after an earlier, interrupted transfer would fail the next request with ECONNRESET
+    const req = lib.request(parsed, { method, agent: false, headers: { 'user-agent': 'cts-seg', ...headers } }, resolve);
     req.setTimeout(opts.idleTimeoutMs ?? 60_000, () => req.destroy(new Interrupted('no data received for too long')));
     req.on('error', (e) => {
       const why = redact(`${(e as NodeJS.ErrnoException).code ?? ''} ${e.message}`.trim(), opts.secrets);

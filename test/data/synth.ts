@@ -92,7 +92,9 @@ export async function serve(handler: (req: IncomingMessage, res: ServerResponse,
 
 /**
  * Serves `data` with Range support. When `dropAfter` is set, the first response sends that many bytes of
- * the body (with the full Content-Length announced) and then destroys the socket.
+ * the body (with the full Content-Length announced) and then closes the connection: a graceful close,
+ * so the client receives exactly those bytes before it sees the transfer cut short (a destroyed socket
+ * may discard bytes still in flight, which made the resume offset depend on timing).
  */
 export function sendFile(req: IncomingMessage, res: ServerResponse, data: Buffer, opts: { dropAfter?: number; ignoreRange?: boolean; headers?: Record<string, string> } = {}): void {
   const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
@@ -102,7 +104,7 @@ export function sendFile(req: IncomingMessage, res: ServerResponse, data: Buffer
   if (start > 0) headers['content-range'] = `bytes ${start}-${data.length - 1}/${data.length}`;
   res.writeHead(start > 0 ? 206 : 200, headers);
   if (opts.dropAfter !== undefined) {
-    res.write(body.subarray(0, opts.dropAfter), () => setTimeout(() => res.socket?.destroy(), 20));
+    res.write(body.subarray(0, opts.dropAfter), () => setTimeout(() => res.socket?.end(), 20));
     return;
   }
   res.end(body);
