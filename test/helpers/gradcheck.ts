@@ -6,17 +6,9 @@ import { Graph, constant, grad, mul, reduceSum, type DType, type Value } from '.
 import { CompiledGraph } from '../../src/runtime/session.js';
 import type { HostTensor } from '../../src/base/tensor.js';
 
-/** Deterministic PRNG (mulberry32) so test data is reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './random.js';
+
+export { rng };
 
 /** Float64 host tensor with uniform values in [lo, hi). */
 export function randTensor(shape: number[], seed: number, lo = -1, hi = 1, dtype: DType = 'float64'): HostTensor {

@@ -35,17 +35,8 @@ export function paletteRows(width: number, height: number, colours = 4): Uint8Ar
   return raw;
 }
 
-/** mulberry32: a small seeded generator, so every mutated input can be reproduced from its seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, so every mutated input can be reproduced from its seed. */
+export { rng as seeded } from './random.js';
 
 /** Asserts a failed command's output: exit 1, exactly one `cts-seg: error:` line, no stack frame. */
 export function assertOneLineError(r: { code: number; stderr: string }, pattern?: RegExp): void {

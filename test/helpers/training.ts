@@ -62,17 +62,8 @@ export async function logRecords(out: string): Promise<string[]> {
   });
 }
 
-/** Seeded uniform numbers in [0, 1) (mulberry32), so every kill schedule is reproducible. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** Seeded uniform numbers in [0, 1), so every kill schedule is reproducible. */
+export { rng as seededRandom } from './random.js';
 
 /** True when `text` holds a JavaScript stack frame. */
 export function hasStackFrame(text: string): boolean {
