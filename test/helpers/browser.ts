@@ -1,9 +1,11 @@
 // What the browser tests share: Debian's Chromium with no background traffic (the machines are
-// offline and a test must not try), and a static file server on 127.0.0.1.
+// offline and a test must not try), a static file server on 127.0.0.1, and the two started together.
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
 import { extname, join, normalize, sep } from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
 
 /** The Chromium binary (CHROMIUM_PATH, else Debian's). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -37,4 +39,27 @@ export function serveStatic(dir: string): Promise<{ server: Server; url: string 
     const a = server.address() as { port: number };
     resolve({ server, url: `http://127.0.0.1:${a.port}/` });
   }));
+}
+
+/** A served folder and a headless Chromium to open it in; `close` ends both and removes the profile. */
+export interface BrowserSession {
+  context: BrowserContext;
+  /** The server's root URL, ending in '/'. */
+  base: string;
+  close(): Promise<void>;
+}
+
+/** Serves `dir` on 127.0.0.1 and starts Chromium with a throwaway profile. */
+export async function openBrowser(dir: string): Promise<BrowserSession> {
+  const { server, url } = await serveStatic(dir);
+  const profile = await mkdtemp(join(tmpdir(), 'cts-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+  return {
+    context, base: url,
+    async close() {
+      await context.close();
+      server.close();
+      await rm(profile, { recursive: true, force: true });
+    },
+  };
 }

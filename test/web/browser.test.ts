@@ -9,14 +9,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { Segmenter, type SegmentResult } from '../../src/index.js';
-import { CHROMIUM, CHROMIUM_FLAGS, serveStatic, chromiumSkip } from '../helpers/browser.js';
+import { chromiumSkip, openBrowser, type BrowserSession } from '../helpers/browser.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const WEB = join(ROOT, 'web');
@@ -63,22 +60,17 @@ interface PageResult {
   baselineClassMap: number[];
 }
 
-let context: BrowserContext | undefined, server: Server | undefined, base = '', profile = '';
+let session: BrowserSession | undefined, context: BrowserContext | undefined, base = '';
 
 before(async () => {
   if (skip) return;
   ensureBuilt();
-  const served = await serveStatic(DIST);
-  server = served.server;
-  base = served.url;
-  profile = await mkdtemp(join(tmpdir(), 'cts-chromium-'));
-  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+  session = await openBrowser(DIST);
+  ({ context, base } = session);
 });
 
 after(async () => {
-  await context?.close();
-  server?.close();
-  if (profile) await rm(profile, { recursive: true, force: true });
+  await session?.close();
 });
 
 /** Opens the page with a query string and waits until it has segmented the sample (or failed). */

@@ -13,11 +13,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { Segmenter } from '../../src/index.js';
 import { createSegmenterConfig } from '../../src/models/config.js';
 import { segmenterSpec } from '../../src/models/segmenter.js';
@@ -25,7 +23,7 @@ import { initSegmenterWeights } from '../../src/models/init.js';
 import { initPolicyNet } from '../../src/models/policynet.js';
 import { defaultPalette, VIT_NORMALIZATION, type ModelCheckpoint } from '../../src/cts/checkpoint.js';
 import { exportModel } from '../../src/export/export.js';
-import { CHROMIUM, CHROMIUM_FLAGS, serveStatic, chromiumSkip } from '../helpers/browser.js';
+import { chromiumSkip, openBrowser, type BrowserSession } from '../helpers/browser.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SAMPLE = join(ROOT, 'web/public/sample.png');
@@ -94,7 +92,7 @@ try {
 
 interface ModelRun { provider: string; precision: string; width: number; height: number; classMap: number[]; maskShared?: number[]; ms: number[] }
 
-let context: BrowserContext | undefined, server: Server | undefined, base = '', app = '', dist = '', profile = '';
+let session: BrowserSession | undefined, context: BrowserContext | undefined, base = '', app = '', dist = '';
 
 before(async () => {
   if (skip) return;
@@ -113,17 +111,12 @@ before(async () => {
   execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'vite.config.mjs'], { cwd: app, stdio: 'inherit' });
   dist = join(app, 'dist');
   copyFileSync(SAMPLE, join(dist, 'sample.png'));
-  const served = await serveStatic(dist);
-  server = served.server;
-  base = served.url;
-  profile = await mkdtemp(join(tmpdir(), 'cts-int8-chromium-'));
-  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+  session = await openBrowser(dist);
+  ({ context, base } = session);
 });
 
 after(async () => {
-  await context?.close();
-  server?.close();
-  if (profile) await rm(profile, { recursive: true, force: true });
+  await session?.close();
   if (app) await rm(app, { recursive: true, force: true });
 });
 
