@@ -18,7 +18,7 @@ export type ValueKind = 'input' | 'const' | 'node';
 
 /** One tensor in the graph: static shape and dtype, produced by an input, a constant or a node. */
 export class Value {
-  /** Set when the value is a graph output or input, used as the ONNX name. */
+  /** Set when the value is a graph output or input, used as the ONNX name; for a constant, the initializer's name when given. */
   name: string | undefined;
   constructor(
     readonly graph: Graph,
@@ -148,10 +148,16 @@ export class Graph {
     return v;
   }
 
-  /** Embeds a constant tensor (an ONNX initializer). */
-  constant(t: HostTensor): Value {
+  /**
+   * Embeds a constant tensor (an ONNX initializer). `name`, when given, names the initializer (the
+   * official state-dict name of a weight, so that an exported file can be read back as weights);
+   * a name already taken by an input or another constant gets a numeric suffix when emitted.
+   */
+  constant(t: HostTensor, name?: string): Value {
     checkShape(t.shape, 'constant');
-    return new Value(this, this.nextId++, [...t.shape], t.dtype, 'const', undefined, t);
+    const v = new Value(this, this.nextId++, [...t.shape], t.dtype, 'const', undefined, t);
+    if (name !== undefined) v.name = name;
+    return v;
   }
 
   /** Adds a node of a registered op; returns its outputs. */

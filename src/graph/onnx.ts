@@ -51,6 +51,14 @@ export function emitOnnx(graph: Graph, opts: EmitOptions = {}): Uint8Array {
   const initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
   let fresh = 0;
   const constNames = new Map<Value, string>();
+  // names in use, so that a named constant never takes an input's, an output's or another constant's name
+  const taken = new Set<string>([...graph.inputs.map((v) => v.name!), ...graph.outputs.map((o) => o.name)]);
+  const constName = (v: Value): string => {
+    let n = v.name ?? `c${v.id}`;
+    for (let i = 1; taken.has(n); i++) n = `${v.name ?? `c${v.id}`}_${i}`;
+    taken.add(n);
+    return n;
+  };
   // A node value that is one graph output takes the output's name: a trailing Identity would copy it
   // (a training step returns every parameter and optimizer state: ~10 ms of copies for ViT-S).
   const count = new Map<Value, number>();
@@ -64,7 +72,7 @@ export function emitOnnx(graph: Graph, opts: EmitOptions = {}): Uint8Array {
       if (v.kind === 'const') {
         let n = constNames.get(v);
         if (!n) {
-          n = `c${v.id}`;
+          n = constName(v);
           constNames.set(v, n);
           initializers.push(tensorProto(n, v.constData!));
         }
@@ -87,7 +95,9 @@ export function emitOnnx(graph: Graph, opts: EmitOptions = {}): Uint8Array {
       return outs;
     },
     constant(t) {
-      const n = `k${fresh++}`;
+      let n = `k${fresh++}`;
+      while (taken.has(n)) n = `k${fresh++}`;
+      taken.add(n);
       initializers.push(tensorProto(n, t));
       return n;
     },

@@ -1,7 +1,7 @@
 // ViT encoder of Segmenter (segm/model/vit.py), official parameter names. The encoder is split
 // into pieces (patch embedding, positional grid, transformer) so that a token layout, the plain
 // one or CTS's shared one, decides which tokens enter the transformer.
-import { add, concat, conv2d, expand, interpMatrix, reshape, resizeBilinear, slice, transpose, type Value } from '../graph/index.js';
+import { add, concat, conv2d, dynamicQuantizeMatMul, expand, interpMatrix, reshape, resizeBilinear, slice, transpose, type Value } from '../graph/index.js';
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
 import { block, blockSpec, layerNorm, layerNormSpec, type BlockHooks } from '../nn/layers.js';
@@ -19,9 +19,22 @@ export function vitSpec(spec: ParamSpec, cfg: SegmenterConfig): void {
   layerNormSpec(spec, 'encoder.norm', d);
 }
 
-/** Patch embedding (Conv2d kernel = stride = patch) of an image [B,3,H,W] -> tokens [B, H/P*W/P, D]. */
+/**
+ * Patch embedding (Conv2d kernel = stride = patch) of an image [B,3,H,W] -> tokens [B, H/P*W/P, D].
+ * In int8 (p.linearInt8) the convolution runs as the product it is: patches flattened in the
+ * kernel's (channel, row, column) order, times the int8 kernel [D, 3*P*P].
+ */
 export function patchEmbed(x: Value, p: ParamFn, cfg: SegmenterConfig): Value {
   const P = cfg.patch_size;
+  const qw = p.linearInt8?.('encoder.patch_embed.proj.weight');
+  if (qw) {
+    const [b, c, h, w] = x.shape as [number, number, number, number];
+    const gh = Math.floor(h / P), gw = Math.floor(w / P);
+    // the convolution ignores a remainder under one patch; so does the product
+    const xc = gh * P === h && gw * P === w ? x : slice(x, [0, 0], [gh * P, gw * P], [2, 3]);
+    const patches = reshape(transpose(reshape(xc, [b, c, gh, P, gw, P]), [0, 2, 4, 1, 3, 5]), [b, gh * gw, c * P * P]);
+    return dynamicQuantizeMatMul(patches, qw.q, qw.scale, p('encoder.patch_embed.proj.bias'));
+  }
   const y = conv2d(x, p('encoder.patch_embed.proj.weight'), p('encoder.patch_embed.proj.bias'), { strides: [P, P] });
   const [b, d, gh, gw] = y.shape as [number, number, number, number];
   return transpose(reshape(y, [b, d, gh * gw]), [0, 2, 1]);

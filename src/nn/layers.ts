@@ -1,6 +1,6 @@
 // Transformer building blocks with the official Segmenter parameter names (segm/model/blocks.py):
 // Linear, LayerNorm, multi-head attention with fused qkv, MLP with exact GELU, pre-norm Block.
-import { add as addV, attentionCore, dynamicQuantizeMatMul, gelu, gemm, layerNorm as ln, matmul, mT, mul, reshape, slice, softmax, transpose, type Value } from '../graph/index.js';
+import { add as addV, attentionCore, dynamicQuantizeMatMul, gelu, gemm, layerNorm as ln, matmul, mT, mul, quantizeSymmetric, reshape, slice, softmax, transpose, type Value } from '../graph/index.js';
 import { addParam, type ParamFn, type ParamSpec } from './params.js';
 
 /**
@@ -39,20 +39,35 @@ export function layerNormSpec(spec: ParamSpec, name: string, d: number): void {
  * Multi-head self-attention (segm/model/blocks.py Attention): fused qkv Linear(D, 3D), per-head
  * softmax(q k^T * dh^-0.5) v, heads concatenated, proj Linear(D, D). q is scaled before the
  * product (N*dh multiplies instead of N*N); the result is the same up to float rounding.
+ * With p.scoresInt8, q·kᵀ runs in int8: k quantized symmetrically per tensor, q by the product's own
+ * uint8 quantization (2.2x faster than the float product on this CPU, measured; docs/BENCHMARKS.md).
+ * attn·v stays float: the probabilities (most near 1/N) do not survive a per-tensor uint8 step.
  */
 export function attention(x: Value, p: ParamFn, name: string, heads: number, drop: DropFn = noDrop): Value {
   const [b, n, d] = x.shape as [number, number, number];
   const dh = d / heads;
   const qkv = transpose(reshape(linear(x, p, `${name}.qkv`), [b, n, 3, heads, dh]), [2, 0, 3, 1, 4]); // 3,B,h,N,dh
   const part = (i: number) => reshape(slice(qkv, [i], [i + 1], [0]), [b, heads, n, dh]);
-  const q = mul(part(0), dh ** -0.5), k = part(1), v = part(2);
+  const k = part(1), v = part(2);
+  // int8: the scale dh^-0.5 goes into the product's scalar scale instead of a pass over q
+  if (p.scoresInt8) return finish(matmul(softmax(int8Scores(part(0), k, dh ** -0.5), -1), v));
+  const q = mul(part(0), dh ** -0.5);
   // Without dropout on the probabilities (inference, or a rate of 0) the fused core's cheaper
   // backward applies; the probe returns q itself exactly when that site drops nothing.
   const core = drop(q, `${name}.attn_drop`) === q
     ? attentionCore(q, k, v)
     : matmul(drop(softmax(matmul(q, mT(k)), -1), `${name}.attn_drop`), v);
-  const o = reshape(transpose(core, [0, 2, 1, 3]), [b, n, d]);
-  return drop(linear(o, p, `${name}.proj`), `${name}.proj_drop`);
+  return finish(core);
+  function finish(perHead: Value): Value {
+    const o = reshape(transpose(perHead, [0, 2, 1, 3]), [b, n, d]);
+    return drop(linear(o, p, `${name}.proj`), `${name}.proj_drop`);
+  }
+}
+
+/** alpha·q kᵀ for q [..., N, d], k [..., M, d] with k quantized to int8 per tensor and q to uint8 inside the product. */
+function int8Scores(q: Value, k: Value, alpha: number): Value {
+  const [kq, scale] = quantizeSymmetric(k);
+  return dynamicQuantizeMatMul(q, mT(kq), mul(scale, alpha));
 }
 
 /** MLP: fc1 -> exact GELU -> dropout -> fc2 -> dropout (segm/model/blocks.py FeedForward). */

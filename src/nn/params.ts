@@ -1,7 +1,7 @@
 // Parameters as graph values. A model builder asks for parameters by their official PyTorch
 // state-dict name through a ParamFn; the caller decides whether they are baked into the graph as
 // constants (inference) or fed as inputs (training, where they come back updated as outputs).
-import { GraphError, fmt, quantizeLinearWeight, type Graph, type Value } from '../graph/index.js';
+import { GraphError, dequantizeLinear, fmt, quantizeLinearWeight, quantizeWeightStorage, type Graph, type Value } from '../graph/index.js';
 import type { DType, HostTensor } from '../base/tensor.js';
 
 /** Shape and dtype of one parameter or buffer. */
@@ -15,16 +15,19 @@ export type ParamSpec = Map<string, ParamInfo>;
 
 /**
  * Returns the graph value of a parameter by its state-dict name. The accessor, not each model
- * builder, decides how weights enter the graph, and so also whether Linear layers run int8: when
- * `linearInt8` is present, `linear` (src/nn/layers.ts) asks it for the quantized weight instead of
- * the float one. Carrying the choice here spares threading a precision option through every block,
- * attention and decoder builder, and keeps it out of training graphs (whose inputParams never
- * quantize). A wrapper such as `prefixed` drops it, which is how the policy network stays float32.
+ * builder, decides how weights enter the graph, and so also which products run int8: when
+ * `linearInt8` is present, `linear` (src/nn/layers.ts) and the patch embedding ask it for the
+ * quantized weight instead of the float one, and `scoresInt8` makes attention compute q·kᵀ in int8.
+ * Carrying the choice here spares threading a precision option through every block, attention and
+ * decoder builder, and keeps it out of training graphs (whose inputParams never quantize). A wrapper
+ * such as `prefixed` drops both, which is how the policy network computes in float32.
  */
 export interface ParamFn {
   (name: string): Value;
   /** The int8 form of a Linear weight `${layer}.weight` (absent: Linear layers run in float). */
   linearInt8?: (weightName: string) => { q: Value; scale: Value };
+  /** Attention scores q·kᵀ with both operands quantized at run time (see `attention`). */
+  scoresInt8?: boolean;
 }
 
 /** Arithmetic of an inference graph's Linear layers: float32, or int8 weights with dynamically quantized activations. */
@@ -35,11 +38,20 @@ export const PRECISIONS: readonly Precision[] = ['fp32', 'int8'];
 
 /** Options of constantParams. */
 export interface ConstantParamsOptions {
-  /** 'int8' quantizes every Linear weight per output channel when first asked for (default fp32). */
+  /**
+   * 'int8': every Linear weight (and the patch embedding) is quantized per output channel when first
+   * asked for and runs as an int8 product, attention scores run in int8, and convolution kernels
+   * asked for as float (the policy network's) are stored as int8 and dequantized when the model runs
+   * (default fp32: everything float32).
+   */
   precision?: Precision;
 }
 
-/** Bakes weights into the graph as initializers; unknown names are a GraphError. */
+/**
+ * Bakes weights into the graph as initializers named by their state-dict names (int8 forms:
+ * `NAME_quantized` and `NAME_scale`, ONNX Runtime's quantizer's suffixes), so an exported file can be
+ * read back as weights; unknown names are a GraphError.
+ */
 export function constantParams(g: Graph, weights: Map<string, HostTensor>, o: ConstantParamsOptions = {}): ParamFn {
   const made = new Map<string, Value>();
   const get = (name: string): HostTensor => {
@@ -47,26 +59,36 @@ export function constantParams(g: Graph, weights: Map<string, HostTensor>, o: Co
     if (!t) throw new GraphError(`model asked for parameter '${name}', which the weights do not have`);
     return t;
   };
+  const int8 = o.precision === 'int8';
   const p: ParamFn = (name) => {
     let v = made.get(name);
     if (!v) {
-      v = g.constant(get(name));
+      const t = get(name);
+      // Weight-only int8 for convolution kernels that stay float products (the policy network):
+      // a quarter of the bytes in the file, float32 arithmetic when the model runs.
+      if (int8 && t.dtype === 'float32' && t.shape.length === 4) {
+        const { q, scale } = quantizeWeightStorage(t);
+        v = dequantizeLinear(g.constant(q, `${name}_quantized`), g.constant(scale, `${name}_scale`), 0);
+      } else {
+        v = g.constant(t, name);
+      }
       made.set(name, v);
     }
     return v;
   };
-  if (o.precision === 'int8') {
+  if (int8) {
     // cached per layer: micro-batched graphs apply each Linear several times and must share one copy
     const quant = new Map<string, { q: Value; scale: Value }>();
     p.linearInt8 = (name) => {
       let v = quant.get(name);
       if (!v) {
         const { q, scale } = quantizeLinearWeight(get(name));
-        v = { q: g.constant(q), scale: g.constant(scale) };
+        v = { q: g.constant(q, `${name}_quantized`), scale: g.constant(scale, `${name}_scale`) };
         quant.set(name, v);
       }
       return v;
     };
+    p.scoresInt8 = true;
   }
   return p;
 }

@@ -4,7 +4,11 @@
 // built through constantParams. There is no gradient test: see src/graph/ops/quantized.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Graph, GraphError, dynamicQuantizeMatMul, emitOnnx, grad, quantizeLinearWeight, reduceSum } from '../../src/graph/index.js';
+import { Graph, GraphError, dequantizeLinear, dynamicQuantizeMatMul, emitOnnx, grad, mT, quantizeLinearWeight, quantizeSymmetric, quantizeWeightStorage, reduceSum } from '../../src/graph/index.js';
+import onnxProto from 'onnx-proto';
+import { attention } from '../../src/nn/layers.js';
+import { patchEmbed } from '../../src/models/vit.js';
+import { createSegmenterConfig } from '../../src/models/config.js';
 import { runOnce } from '../../src/runtime/session.js';
 import { constantParams } from '../../src/nn/params.js';
 import { linear } from '../../src/nn/layers.js';
@@ -98,7 +102,121 @@ test('DynamicQuantizeMatMul refuses float weights, mismatched inner dimensions a
   const a = g.input('a', [4, 8]);
   const { q, scale } = quantizeLinearWeight(f32([3, 8], 10));
   const qb = g.constant(q), s = g.constant(scale);
-  assert.throws(() => dynamicQuantizeMatMul(a, g.input('w', [8, 3]), s), /B must be a 2-D int8 matrix/);
+  assert.throws(() => dynamicQuantizeMatMul(a, g.input('w', [8, 3]), s), /B must be an int8 matrix/);
   assert.throws(() => dynamicQuantizeMatMul(g.input('a2', [4, 6]), qb, s), /inner dimensions differ/);
   assert.throws(() => dynamicQuantizeMatMul(a, qb, g.input('s2', [4])), /b_scale must be float32 \[3\]/);
+});
+
+/** ONNX QuantizeLinear to int8 with zero point 0: x / s rounded half to even, saturated to [-128, 127]. */
+const quantizeInt8 = (x: number, s: number): number => Math.max(-128, Math.min(127, roundHalfEven(x / s)));
+
+test('QuantizeSymmetric: scale max|x|/127, codes as ONNX QuantizeLinear, an all-zero tensor stays finite', async () => {
+  const cases: [HostTensor, boolean][] = [[f32([3, 4, 5], 20, -3, 2), false], [{ dtype: 'float32', shape: [2, 3], data: new Float32Array(6) }, true]];
+  for (const [x, zero] of cases) {
+    const g = new Graph();
+    const [q, s] = quantizeSymmetric(g.input('x', x.shape));
+    assert.equal(q.dtype, 'int8');
+    assert.deepEqual(s.shape, []);
+    g.output('q', q);
+    g.output('s', s);
+    const r = await runOnce(g, { x });
+    const xd = x.data as Float32Array;
+    const m = Math.max(...Array.from(xd, Math.abs));
+    const scale = r.s!.data[0] as number;
+    assert.ok(Number.isFinite(scale) && scale > 0);
+    if (!zero) assert.equal(scale, Math.fround(Math.fround(m) / 127));
+    const qd = r.q!.data as Int8Array;
+    for (let i = 0; i < xd.length; i++) assert.equal(qd[i], zero ? 0 : quantizeInt8(xd[i]!, scale), `code ${i}`);
+    if (!zero) assert.equal(Math.max(...Array.from(qd, Math.abs)), 127);
+  }
+});
+
+test('DynamicQuantizeMatMul with a batched int8 B quantized in the graph and a scalar scale equals the JS model', async () => {
+  // attention's q kᵀ: q [2,3,5,8] float, k [2,3,6,8] quantized per tensor, alpha folded into the scale
+  const qa = f32([2, 3, 5, 8], 21, -2, 2), ka = f32([2, 3, 6, 8], 22, -1.5, 1);
+  const g = new Graph();
+  const [kq, s] = quantizeSymmetric(g.input('k', ka.shape));
+  g.output('y', dynamicQuantizeMatMul(g.input('q', qa.shape), mT(kq), s));
+  g.output('kq', kq);
+  g.output('s', s);
+  const r = await runOnce(g, { q: qa, k: ka });
+  assert.deepEqual(r.y!.shape, [2, 3, 5, 6]);
+  const codes = r.kq!.data as Int8Array, scale = r.s!.data[0] as number;
+  // A is quantized over the whole batch at once: run the reference on all of A, per batch slice of B
+  const a = qa.data as Float32Array;
+  let lo = 0, hi = 0;
+  for (const v of a) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  const sa = Math.fround((hi - lo) / 255), zp = roundHalfEven(Math.max(0, Math.min(255, -lo / sa)));
+  const y = r.y!.data as Float32Array;
+  for (let bh = 0; bh < 6; bh++) for (let i = 0; i < 5; i++) for (let j = 0; j < 6; j++) {
+    let acc = 0;
+    for (let t = 0; t < 8; t++) {
+      const av = Math.max(0, Math.min(255, roundHalfEven(a[(bh * 5 + i) * 8 + t]! / sa) + zp));
+      acc += (av - zp) * codes[(bh * 6 + j) * 8 + t]!;
+    }
+    const want = acc * sa * scale;
+    assert.ok(Math.abs(y[(bh * 5 + i) * 6 + j]! - want) <= 1e-5 * (1 + Math.abs(want)), `y[${bh},${i},${j}] = ${y[(bh * 5 + i) * 6 + j]} vs ${want}`);
+  }
+  assert.throws(() => dynamicQuantizeMatMul(g.input('a3', [4, 5, 8]), g.constant({ dtype: 'int8', shape: [3, 8, 2], data: new Int8Array(48) }), s), /do not broadcast/);
+});
+
+test('quantizeWeightStorage + DequantizeLinear: per output channel in the weight layout, within half a step', async () => {
+  const w = f32([4, 3, 2, 2], 23, -0.3, 0.5);
+  const { q, scale } = quantizeWeightStorage(w);
+  assert.deepEqual(q.shape, [4, 3, 2, 2]);
+  const g = new Graph();
+  g.output('w', dequantizeLinear(g.constant(q), g.constant(scale), 0));
+  const back = (await runOnce(g)).w!.data as Float32Array;
+  const wd = w.data as Float32Array, sd = scale.data as Float32Array;
+  for (let i = 0; i < wd.length; i++) {
+    const s = sd[Math.floor(i / 12)]!;
+    assert.ok(Math.abs(back[i]! - wd[i]!) <= s / 2 + 1e-7, `w[${i}]`);
+    assert.equal(back[i], Math.fround((q.data as Int8Array)[i]! * s));
+  }
+  assert.throws(() => dequantizeLinear(g.constant(q), g.constant(scale), 1), /scale must be float32 \[3\]/);
+});
+
+test('int8 attention and patch embedding stay close to float32, and the int8 file names its weights', async () => {
+  const cfg = createSegmenterConfig('custom', { d_model: 64, n_heads: 2, n_layers: 1, d_ff: 128, patch_size: 8, image_size: 32, n_cls: 3 });
+  const weights = new Map([
+    ['a.qkv.weight', f32([192, 64], 30, -0.3, 0.3)], ['a.qkv.bias', f32([192], 31, -0.1, 0.1)],
+    ['a.proj.weight', f32([64, 64], 32, -0.2, 0.2)], ['a.proj.bias', f32([64], 33, -0.1, 0.1)],
+    ['encoder.patch_embed.proj.weight', f32([64, 3, 8, 8], 34, -0.1, 0.1)], ['encoder.patch_embed.proj.bias', f32([64], 35, -0.1, 0.1)],
+  ]);
+  const x = f32([2, 20, 64], 36, -2, 2), img = f32([1, 3, 36, 33], 37, -2, 2); // a remainder under one patch
+  const run = async (precision: 'fp32' | 'int8') => {
+    const g = new Graph();
+    const p = constantParams(g, weights, { precision });
+    g.output('att', attention(g.input('x', x.shape), p, 'a', 2));
+    g.output('emb', patchEmbed(g.input('img', img.shape), p, cfg));
+    const bytes = emitOnnx(g);
+    const r = await runOnce(g, { x, img });
+    return { att: r.att!, emb: r.emb!, names: onnxProto.onnx.ModelProto.decode(bytes).graph!.initializer!.map((t) => t.name!) };
+  };
+  const fp = await run('fp32'), i8 = await run('int8');
+  for (const key of ['att', 'emb'] as const) {
+    const a = fp[key].data as Float32Array, b = i8[key].data as Float32Array;
+    assert.deepEqual(i8[key].shape, fp[key].shape);
+    let err = 0, mag = 0;
+    for (let i = 0; i < a.length; i++) (err = Math.max(err, Math.abs(a[i]! - b[i]!))), (mag = Math.max(mag, Math.abs(a[i]!)));
+    assert.ok(err > 0 && err < 0.03 * mag, `${key}: int8 error ${err} against outputs up to ${mag}`);
+  }
+  assert.deepEqual(fp.emb.shape, [1, 16, 64]);
+  for (const n of ['a.qkv.weight', 'a.proj.bias', 'encoder.patch_embed.proj.weight']) assert.ok(fp.names.includes(n), `fp32 file names ${n}`);
+  for (const n of ['a.qkv.weight_quantized', 'a.qkv.weight_scale', 'a.qkv.bias', 'encoder.patch_embed.proj.weight_quantized']) assert.ok(i8.names.includes(n), `int8 file names ${n}`);
+  assert.ok(!i8.names.includes('a.qkv.weight'), 'no float copy of a quantized weight');
+});
+
+test('int8 stores a convolution kernel asked for as float as int8 codes, dequantized at run time', async () => {
+  const weights = new Map([['conv.weight', f32([8, 4, 3, 3], 40, -0.5, 0.5)], ['fc.weight', f32([8, 4], 41)]]);
+  const g = new Graph();
+  const p = constantParams(g, weights, { precision: 'int8' });
+  g.output('w', p('conv.weight'));
+  g.output('f', p('fc.weight')); // rank 2 asked as float: stays float
+  const names = onnxProto.onnx.ModelProto.decode(emitOnnx(g)).graph!.initializer!.map((t) => `${t.name}:${t.dataType}`);
+  assert.deepEqual(names.sort(), ['conv.weight_quantized:3', 'conv.weight_scale:1', 'fc.weight:1']);
+  const r = await runOnce(g);
+  const { q, scale } = quantizeWeightStorage(weights.get('conv.weight')!);
+  assert.deepEqual(Array.from(r.w!.data as Float32Array), Array.from(q.data as Int8Array, (c, i) => Math.fround(c * (scale.data as Float32Array)[Math.floor(i / 36)]!)));
+  assert.deepEqual(r.f!.data, weights.get('fc.weight')!.data);
 });
