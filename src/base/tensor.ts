@@ -1,16 +1,20 @@
 // Host-side (CPU) tensor type shared across the project: a dtype tag, a shape and a flat C-order typed array.
 
-/** Element types a host tensor can hold. `bool` is stored one byte per element (0/1) in a Uint8Array. */
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'int8' | 'bool';
+/**
+ * Element types a host tensor can hold. `bool` is stored one byte per element (0/1) in a Uint8Array;
+ * `float16` as its IEEE half-precision bit patterns in a Uint16Array (storage only: weights kept at half
+ * size in a file and cast to float32 in the graph; see toFloat16Bits).
+ */
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'int8' | 'bool' | 'float16';
 
 /** Any typed array that can back a HostTensor. */
-export type TypedArrayFor = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
+export type TypedArrayFor = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array | Uint16Array;
 
 /** A dense, C-order (row-major) tensor living in host memory. */
 export interface HostTensor {
   dtype: DType;
   shape: number[];
-  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
+  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array | Uint16Array;
 }
 
 type TypedArrayCtor =
@@ -19,7 +23,8 @@ type TypedArrayCtor =
   | BigInt64ArrayConstructor
   | Int32ArrayConstructor
   | Uint8ArrayConstructor
-  | Int8ArrayConstructor;
+  | Int8ArrayConstructor
+  | Uint16ArrayConstructor;
 
 const CTORS: Record<DType, TypedArrayCtor> = {
   float32: Float32Array,
@@ -29,10 +34,11 @@ const CTORS: Record<DType, TypedArrayCtor> = {
   uint8: Uint8Array,
   int8: Int8Array,
   bool: Uint8Array,
+  float16: Uint16Array,
 };
 
 /** All supported dtypes, in a stable order. */
-export const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'int8', 'bool'];
+export const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'int8', 'bool', 'float16'];
 
 /** True when `s` names a supported DType. */
 export function isDType(s: unknown): s is DType {

@@ -9,6 +9,9 @@ import type { DType, HostTensor } from '../base/tensor.js';
 
 export type { DType, HostTensor };
 
+/** ONNX TensorProto element type of each dtype (initializers, graph inputs and outputs, Cast targets). */
+export const ONNX_ELEM: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 };
+
 /** Attribute values carried by a node (interpreted by the op's definition). */
 export type AttrValue = number | boolean | string | number[] | HostTensor | undefined;
 export type Attrs = Record<string, AttrValue>;

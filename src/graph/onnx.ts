@@ -1,13 +1,12 @@
 // Emission of the IR as an ONNX ModelProto, through onnx-proto (protobufjs-generated ONNX schema).
 import onnxProto from 'onnx-proto';
-import { GraphError, liveSet, opDef, type DType, type EmitCtx, type Graph, type HostTensor, type OnnxAttrs, type Value } from './ir.js';
+import { GraphError, ONNX_ELEM as ELEM, liveSet, opDef, type DType, type EmitCtx, type Graph, type HostTensor, type OnnxAttrs, type Value } from './ir.js';
 
 const { onnx } = onnxProto;
 
 /** Opset of the default domain. 18 takes reduction axes as inputs and has LayerNormalization. */
 export const OPSET = 18;
 
-const ELEM: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 };
 
 /** Options for emission. */
 export interface EmitOptions {

@@ -12,7 +12,8 @@ const GROWTH_AXIS_MAX_DIGITS = 21;
 const FROM_DESCR: Record<string, DType> = {
   '<f4': 'float32', '<f8': 'float64', '<i8': 'int64', '<i4': 'int32', '|u1': 'uint8', '<u1': 'uint8', '|i1': 'int8', '<i1': 'int8', '|b1': 'bool',
 };
-const TO_DESCR: Record<DType, string> = { float32: '<f4', float64: '<f8', int64: '<i8', int32: '<i4', uint8: '|u1', int8: '|i1', bool: '|b1' };
+// float16 is written as '<f2' but not read back (SUPPORTED): arrays are read as float32 or wider
+const TO_DESCR: Record<DType, string> = { float32: '<f4', float64: '<f8', int64: '<i8', int32: '<i4', uint8: '|u1', int8: '|i1', bool: '|b1', float16: '<f2' };
 const SUPPORTED = "'<f4', '<f8', '<i8', '<i4', '|u1', '|i1', '|b1'";
 
 type PyValue = string | number | boolean | null | PyValue[] | { [k: string]: PyValue };

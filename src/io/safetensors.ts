@@ -10,7 +10,8 @@ export interface SafetensorsContents {
 }
 
 const FROM_ST: Record<string, DType> = { F32: 'float32', F64: 'float64', I64: 'int64', I32: 'int32', U8: 'uint8', I8: 'int8', BOOL: 'bool' };
-const TO_ST: Record<DType, string> = { float32: 'F32', float64: 'F64', int64: 'I64', int32: 'I32', uint8: 'U8', int8: 'I8', bool: 'BOOL' };
+// float16 is written as F16 but not read back (SUPPORTED): checkpoints hold float32 weights
+const TO_ST: Record<DType, string> = { float32: 'F32', float64: 'F64', int64: 'I64', int32: 'I32', uint8: 'U8', int8: 'I8', bool: 'BOOL', float16: 'F16' };
 const SUPPORTED = 'F32/F64/I64/I32/U8/I8/BOOL';
 // Same cap as the reference implementation: a larger header is almost certainly a corrupt length field.
 const MAX_HEADER = 100_000_000;

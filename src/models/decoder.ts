@@ -2,7 +2,7 @@
 // class scores [B,N,K]; placing tokens back on the grid is the token layout's job (so CTS can
 // unshare there), which keeps the decoder's attention on the reduced token set.
 import { concat, div, expand, matmul, mT, mul, reduceSum, slice, sqrt, type Value } from '../graph/index.js';
-import { block, blockSpec, layerNorm, layerNormSpec, linear, linearSpec, type BlockHooks } from '../nn/layers.js';
+import { block, blockSpec, layerNorm, layerNormSpec, linear, linearSpec, project, type BlockHooks } from '../nn/layers.js';
 import { addParam, type ParamFn, type ParamSpec } from '../nn/params.js';
 import type { SegmenterConfig } from './config.js';
 
@@ -35,8 +35,8 @@ export function maskTransformer(tokens: Value, p: ParamFn, cfg: SegmenterConfig,
   let x = concat([linear(tokens, p, 'decoder.proj_dec'), expand(p('decoder.cls_emb'), [b, k, d])], 1);
   for (let i = 0; i < cfg.decoder_n_layers; i++) x = block(x, p, `decoder.blocks.${i}`, cfg.decoder_n_heads, cfg.layernorm_eps, hooks);
   x = layerNorm(x, p, 'decoder.decoder_norm', cfg.layernorm_eps);
-  const patches = l2normalize(matmul(slice(x, [0], [n], [1]), p('decoder.proj_patch')));
-  const classes = l2normalize(matmul(slice(x, [n], [n + k], [1]), p('decoder.proj_classes')));
+  const patches = l2normalize(project(slice(x, [0], [n], [1]), p, 'decoder.proj_patch'));
+  const classes = l2normalize(project(slice(x, [n], [n + k], [1]), p, 'decoder.proj_classes'));
   return layerNorm(matmul(patches, mT(classes)), p, 'decoder.mask_norm', cfg.layernorm_eps);
 }
 

@@ -18,6 +18,15 @@ export function linear(x: Value, p: ParamFn, name: string, bias = true): Value {
   return x.rank === 2 ? y : reshape(y, [...lead, out]);
 }
 
+/**
+ * x @ W for a parameter W [in,out] used as a matrix (the official `x @ self.proj_patch`); in int8
+ * mode a DynamicQuantizeMatMul like `linear`, quantized per column of W.
+ */
+export function project(x: Value, p: ParamFn, name: string): Value {
+  const qw = p.linearInt8?.(name, true);
+  return qw ? dynamicQuantizeMatMul(x, qw.q, qw.scale) : matmul(x, p(name));
+}
+
 /** PyTorch nn.LayerNorm over the last axis with `${name}.weight`/`.bias`. */
 export function layerNorm(x: Value, p: ParamFn, name: string, eps = 1e-5): Value {
   return ln(x, p(`${name}.weight`), p(`${name}.bias`), eps);

@@ -29,7 +29,6 @@ const GRAD_TESTED: Record<string, string> = {
 const FORWARD_ONLY: Record<string, { reason: string; test: string }> = {
   DynamicQuantizeMatMul: { reason: 'int8 inference: activations are rounded to uint8 at run time, a step function with no useful derivative', test: 'quantized' },
   QuantizeSymmetric: { reason: 'int8 inference: rounds to int8 codes, a step function with no useful derivative', test: 'quantized' },
-  DequantizeLinear: { reason: 'int8 inference: reads int8 weight codes stored in the file; training keeps float32 weights', test: 'quantized' },
 };
 
 /** Ops through which no gradient flows: bool outputs, index outputs, constants. */

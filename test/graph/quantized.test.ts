@@ -4,9 +4,10 @@
 // built through constantParams. There is no gradient test: see src/graph/ops/quantized.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Graph, GraphError, dequantizeLinear, dynamicQuantizeMatMul, emitOnnx, grad, mT, quantizeLinearWeight, quantizeSymmetric, quantizeWeightStorage, reduceSum } from '../../src/graph/index.js';
+import { Graph, GraphError, dynamicQuantizeMatMul, emitOnnx, grad, mT, quantizeLinearWeight, quantizeSymmetric, reduceSum } from '../../src/graph/index.js';
 import onnxProto from 'onnx-proto';
-import { attention } from '../../src/nn/layers.js';
+import { fromFloat16Bits, toFloat16Bits } from '../../src/base/float16.js';
+import { attention, project } from '../../src/nn/layers.js';
 import { patchEmbed } from '../../src/models/vit.js';
 import { createSegmenterConfig } from '../../src/models/config.js';
 import { runOnce } from '../../src/runtime/session.js';
@@ -160,28 +161,13 @@ test('DynamicQuantizeMatMul with a batched int8 B quantized in the graph and a s
   assert.throws(() => dynamicQuantizeMatMul(g.input('a3', [4, 5, 8]), g.constant({ dtype: 'int8', shape: [3, 8, 2], data: new Int8Array(48) }), s), /do not broadcast/);
 });
 
-test('quantizeWeightStorage + DequantizeLinear: per output channel in the weight layout, within half a step', async () => {
-  const w = f32([4, 3, 2, 2], 23, -0.3, 0.5);
-  const { q, scale } = quantizeWeightStorage(w);
-  assert.deepEqual(q.shape, [4, 3, 2, 2]);
-  const g = new Graph();
-  g.output('w', dequantizeLinear(g.constant(q), g.constant(scale), 0));
-  const back = (await runOnce(g)).w!.data as Float32Array;
-  const wd = w.data as Float32Array, sd = scale.data as Float32Array;
-  for (let i = 0; i < wd.length; i++) {
-    const s = sd[Math.floor(i / 12)]!;
-    assert.ok(Math.abs(back[i]! - wd[i]!) <= s / 2 + 1e-7, `w[${i}]`);
-    assert.equal(back[i], Math.fround((q.data as Int8Array)[i]! * s));
-  }
-  assert.throws(() => dequantizeLinear(g.constant(q), g.constant(scale), 1), /scale must be float32 \[3\]/);
-});
-
-test('int8 attention and patch embedding stay close to float32, and the int8 file names its weights', async () => {
+test('int8 attention, patch embedding and x @ W projection stay close to float32, and the int8 file names its weights', async () => {
   const cfg = createSegmenterConfig('custom', { d_model: 64, n_heads: 2, n_layers: 1, d_ff: 128, patch_size: 8, image_size: 32, n_cls: 3 });
   const weights = new Map([
     ['a.qkv.weight', f32([192, 64], 30, -0.3, 0.3)], ['a.qkv.bias', f32([192], 31, -0.1, 0.1)],
     ['a.proj.weight', f32([64, 64], 32, -0.2, 0.2)], ['a.proj.bias', f32([64], 33, -0.1, 0.1)],
     ['encoder.patch_embed.proj.weight', f32([64, 3, 8, 8], 34, -0.1, 0.1)], ['encoder.patch_embed.proj.bias', f32([64], 35, -0.1, 0.1)],
+    ['proj_patch', f32([64, 40], 38, -0.3, 0.3)], // [in,out], used as x @ W
   ]);
   const x = f32([2, 20, 64], 36, -2, 2), img = f32([1, 3, 36, 33], 37, -2, 2); // a remainder under one patch
   const run = async (precision: 'fp32' | 'int8') => {
@@ -189,12 +175,13 @@ test('int8 attention and patch embedding stay close to float32, and the int8 fil
     const p = constantParams(g, weights, { precision });
     g.output('att', attention(g.input('x', x.shape), p, 'a', 2));
     g.output('emb', patchEmbed(g.input('img', img.shape), p, cfg));
+    g.output('proj', project(g.input('x2', x.shape), p, 'proj_patch'));
     const bytes = emitOnnx(g);
-    const r = await runOnce(g, { x, img });
-    return { att: r.att!, emb: r.emb!, names: onnxProto.onnx.ModelProto.decode(bytes).graph!.initializer!.map((t) => t.name!) };
+    const r = await runOnce(g, { x, img, x2: x });
+    return { att: r.att!, emb: r.emb!, proj: r.proj!, names: onnxProto.onnx.ModelProto.decode(bytes).graph!.initializer!.map((t) => t.name!) };
   };
   const fp = await run('fp32'), i8 = await run('int8');
-  for (const key of ['att', 'emb'] as const) {
+  for (const key of ['att', 'emb', 'proj'] as const) {
     const a = fp[key].data as Float32Array, b = i8[key].data as Float32Array;
     assert.deepEqual(i8[key].shape, fp[key].shape);
     let err = 0, mag = 0;
@@ -202,21 +189,23 @@ test('int8 attention and patch embedding stay close to float32, and the int8 fil
     assert.ok(err > 0 && err < 0.03 * mag, `${key}: int8 error ${err} against outputs up to ${mag}`);
   }
   assert.deepEqual(fp.emb.shape, [1, 16, 64]);
+  assert.deepEqual(fp.proj.shape, [2, 20, 40]);
   for (const n of ['a.qkv.weight', 'a.proj.bias', 'encoder.patch_embed.proj.weight']) assert.ok(fp.names.includes(n), `fp32 file names ${n}`);
-  for (const n of ['a.qkv.weight_quantized', 'a.qkv.weight_scale', 'a.qkv.bias', 'encoder.patch_embed.proj.weight_quantized']) assert.ok(i8.names.includes(n), `int8 file names ${n}`);
+  for (const n of ['a.qkv.weight_quantized', 'a.qkv.weight_scale', 'a.qkv.bias', 'encoder.patch_embed.proj.weight_quantized', 'proj_patch_quantized']) assert.ok(i8.names.includes(n), `int8 file names ${n}`);
   assert.ok(!i8.names.includes('a.qkv.weight'), 'no float copy of a quantized weight');
 });
 
-test('int8 stores a convolution kernel asked for as float as int8 codes, dequantized at run time', async () => {
+test('int8 stores a convolution kernel asked for as float as float16, cast back at run time', async () => {
   const weights = new Map([['conv.weight', f32([8, 4, 3, 3], 40, -0.5, 0.5)], ['fc.weight', f32([8, 4], 41)]]);
   const g = new Graph();
   const p = constantParams(g, weights, { precision: 'int8' });
   g.output('w', p('conv.weight'));
-  g.output('f', p('fc.weight')); // rank 2 asked as float: stays float
+  g.output('f', p('fc.weight')); // rank 2 asked as float: stays float32
   const names = onnxProto.onnx.ModelProto.decode(emitOnnx(g)).graph!.initializer!.map((t) => `${t.name}:${t.dataType}`);
-  assert.deepEqual(names.sort(), ['conv.weight_quantized:3', 'conv.weight_scale:1', 'fc.weight:1']);
+  assert.deepEqual(names.sort(), ['conv.weight__f16:10', 'fc.weight:1']);
   const r = await runOnce(g);
-  const { q, scale } = quantizeWeightStorage(weights.get('conv.weight')!);
-  assert.deepEqual(Array.from(r.w!.data as Float32Array), Array.from(q.data as Int8Array, (c, i) => Math.fround(c * (scale.data as Float32Array)[Math.floor(i / 36)]!)));
+  const w = weights.get('conv.weight')!.data as Float32Array, back = r.w!.data as Float32Array;
+  assert.deepEqual(Array.from(back), Array.from(w, (x) => fromFloat16Bits(toFloat16Bits(x))));
+  assert.ok(back.some((x, i) => x !== w[i]), 'float16 rounding changed some weights');
   assert.deepEqual(r.f!.data, weights.get('fc.weight')!.data);
 });

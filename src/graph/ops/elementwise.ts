@@ -1,5 +1,5 @@
 // Elementwise ops with NumPy broadcasting, comparisons, Where and Cast.
-import { GraphError, defineOp, isFloat, type DType, type EmitCtx, type Value } from '../ir.js';
+import { GraphError, ONNX_ELEM, defineOp, isFloat, type DType, type EmitCtx, type Value } from '../ir.js';
 import { broadcastShapes, emitAs, lift, requireFloat, sameDtype, scalar } from './util.js';
 import { sumToShape } from './reduce.js';
 
@@ -206,10 +206,8 @@ defineOp('Where', {
   emit: emitAs('Where'),
 });
 
-const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 };
-
 defineOp('Cast', {
   infer: ([x], a) => [{ shape: [...x!.shape], dtype: a.to as DType }],
   grad: ({ inputs: [x], outputs: [y], gOut: [g] }) => (isFloat(x!.dtype) && isFloat(y!.dtype) ? [cast(g!, x!.dtype)] : [null]),
-  emit: (n, ctx, outs) => void ctx.node('Cast', [ctx.name(n.inputs[0]!)], outs, { to: { i: ONNX_DTYPE[n.attrs.to as DType] } }),
+  emit: (n, ctx, outs) => void ctx.node('Cast', [ctx.name(n.inputs[0]!)], outs, { to: { i: ONNX_ELEM[n.attrs.to as DType] } }),
 });

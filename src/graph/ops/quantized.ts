@@ -72,29 +72,6 @@ defineOp('QuantizeSymmetric', {
   },
 });
 
-/**
- * x = q * scale per channel along `axis` (ONNX DequantizeLinear, symmetric: no zero point): int8
- * weights stored in the file and turned back into float32 when the model runs (weight-only int8,
- * used where the product itself stays float32: the policy network's convolutions).
- */
-export function dequantizeLinear(q: Value, scale: Value, axis: number): Value {
-  return q.graph.apply1('DequantizeLinear', [q, scale], { axis });
-}
-
-defineOp('DequantizeLinear', {
-  infer: ([q, s], a) => {
-    const axis = a.axis as number;
-    if (q!.dtype !== 'int8') throw new GraphError(`q must be int8, got ${q}`);
-    if (!Number.isInteger(axis) || axis < 0 || axis >= q!.rank) throw new GraphError(`axis ${axis} out of range for ${q}`);
-    if (s!.dtype !== 'float32' || s!.rank !== 1 || s!.shape[0] !== q!.shape[axis]) throw new GraphError(`scale must be float32 [${q!.shape[axis]}], got ${s}`);
-    return [{ shape: [...q!.shape], dtype: 'float32' }];
-  },
-  emit: (node, ctx, outs) => {
-    const [q, s] = node.inputs.map((v) => ctx.name(v));
-    ctx.node('DequantizeLinear', [q!, s!], outs, { axis: { i: node.attrs.axis as number } });
-  },
-});
-
 /** A Linear weight quantized for dynamicQuantizeMatMul: int8 [in,out] (transposed) and scales [out]. */
 export interface QuantizedWeight {
   q: HostTensor;
@@ -128,16 +105,3 @@ export function quantizeLinearWeight(w: HostTensor): QuantizedWeight {
 const roundHalfAway = (x: number): number => Math.sign(x) * Math.round(Math.abs(x));
 const clamp127 = (x: number): number => Math.max(-127, Math.min(127, x));
 
-/**
- * Weight-only int8 storage of a float32 weight [out, ...]: per-output-channel symmetric codes in
- * [-127, 127] in the weight's own layout, scale [out] (as quantizeLinearWeight, not transposed), for
- * dequantizeLinear on axis 0.
- */
-export function quantizeWeightStorage(w: HostTensor): QuantizedWeight {
-  if (w.dtype !== 'float32' || w.shape.length < 2) throw new GraphError(`a weight to store as int8 must be float32 of rank >= 2, got ${w.dtype}${fmt(w.shape)}`);
-  const out = w.shape[0]!, inF = w.data.length / out;
-  const t = quantizeLinearWeight({ dtype: 'float32', shape: [out, inF], data: w.data });
-  const qt = t.q.data as Int8Array, q = new Int8Array(out * inF);
-  for (let o = 0; o < out; o++) for (let i = 0; i < inF; i++) q[o * inF + i] = qt[i * out + o]!;
-  return { q: { dtype: 'int8', shape: [...w.shape], data: q }, scale: t.scale };
-}

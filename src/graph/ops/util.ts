@@ -1,4 +1,5 @@
 // Shared helpers for op definitions: constants, typed-attribute emission, broadcasting.
+import { toFloat16Bits } from '../../base/float16.js';
 import { GraphError, fmt, type Attrs, type DType, type EmitCtx, type Graph, type HostTensor, type Node, type OnnxAttrs, type Value } from '../ir.js';
 
 /** Allocates a host tensor of a dtype filled from numbers. */
@@ -13,6 +14,7 @@ export function tensorOf(dtype: DType, shape: readonly number[], values: ArrayLi
     case 'int64': data = BigInt64Array.from(Array.from(values, (x) => BigInt(Math.trunc(x)))); break;
     case 'uint8': case 'bool': data = Uint8Array.from(values); break;
     case 'int8': data = Int8Array.from(values); break;
+    case 'float16': data = Uint16Array.from(values, toFloat16Bits); break;
   }
   return { dtype, shape: [...shape], data };
 }
