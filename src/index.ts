@@ -47,4 +47,6 @@ export {
 } from './data/augment.js';
 export * from './export/export.js';
 export { normalizeRgb, rgbInput, type ExportNormalization } from './export/preprocess.js';
-export { packWeights, toFloat16Bits, fromFloat16Bits, type PackOptions, type PackedModels } from './export/weights.node.js';
+export { packWeights, type PackOptions, type PackedModels } from './export/weights.node.js';
+export { toFloat16Bits, fromFloat16Bits } from './base/float16.js';
+export { readOnnxWeights } from './export/readback.js';
