@@ -1,9 +1,12 @@
 // `npm run web:model [-- CHECKPOINT] [--max-mb N] [--float16]`: exports the model that ships with the
 // web page into web/public/: models/cts.onnx (policy network + sharing, uint8 RGB input),
 // models/baseline.onnx (same weights, no sharing), models/weights.bin (their weights, stored once as
-// ONNX external data), models/manifest.json (classes, palette, sizes, token counts) and sample.png
-// (a synthetic street scene at the model's input size, never seen in training). Weights are stored
-// as float16 with --float16, or when float32 would exceed --max-mb (default 15: the files are committed).
+// ONNX external data), models/manifest.json (classes, palette, normalization, sizes, token counts,
+// policy width, the model configuration) and sample.png (a synthetic street scene at the model's
+// input size, never seen in training). The initializers carry the checkpoint's state-dict names, so
+// with the manifest the files hold the whole checkpoint (readOnnxWeights in src/export/readback.ts
+// reads the weights back; test/web/int8.test.ts rebuilds the checkpoint). Weights are stored as
+// float16 with --float16, or when float32 would exceed --max-mb (default 15: the files are committed).
 // Default checkpoint: runs/demo/cts/model.safetensors (from `cts-seg demo`). Runs on the compiled
 // library in dist/ (the npm script builds it first).
 import { mkdir, writeFile, stat } from 'node:fs/promises';
@@ -58,7 +61,8 @@ const manifest = {
   palette: ckpt.palette,
   size: [h, w],
   superpatch: 2 * ckpt.config.patch_size,
-  cts: { file: 'cts.onnx', numTokens: cts.budget.numTokens, numShared: cts.budget.numShared },
+  normalization: ckpt.normalization,
+  cts: { file: 'cts.onnx', numTokens: cts.budget.numTokens, numShared: cts.budget.numShared, policyWidth: ckpt.cts.policyWidth ?? 1 },
   baseline: { file: 'baseline.onnx', numTokens: base.budget.numTokens },
   weights: { file: 'weights.bin', dtype: float16 ? 'float16' : 'float32' },
   sample: 'sample.png',
