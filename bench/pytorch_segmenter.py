@@ -234,15 +234,20 @@ def peak_rss_mb():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def serve(models, x):
+def serve(models, x, default_precision):
     """Line protocol for interleaved timing (cts-seg alternates its iterations with ours so that
-    both see the same machine load): `forward S` / `policy S` -> {"ms": t}; `quit` -> final info."""
+    both see the same machine load): `forward S [fp32|int8]` / `policy S [fp32|int8]` -> {"ms": t};
+    `quit` -> final info. models: {(S, precision): model}."""
     print(json.dumps({"ready": True, **runtime_info()}), flush=True)
     for line in sys.stdin:
-        cmd, _, arg = line.strip().partition(" ")
+        cmd, *args = line.split()
         if cmd == "quit":
             break
-        model = models.get(int(arg or 0))
+        try:
+            key = (int(args[0]) if args else 0, args[1] if len(args) > 1 else default_precision)
+        except ValueError:
+            key = None
+        model = models.get(key)
         if model is None or cmd not in ("forward", "policy") or (cmd == "policy" and model.policy_net is None):
             print(json.dumps({"error": f"bad command '{line.strip()}'"}), flush=True)
             continue
@@ -269,6 +274,9 @@ def main():
     ap.add_argument("--quantize-dynamic", choices=["onednn", "qnnpack"],
                     help="int8: torch.ao.quantization.quantize_dynamic on every nn.Linear (qint8 weights, activations "
                          "quantized at run time) with this quantized engine; Debian's torch has no fbgemm")
+    ap.add_argument("--precisions", default=None,
+                    help="with --serve: the models to build, fp32 and/or int8 (e.g. fp32,int8: both, timed alternately "
+                         "by `forward S PRECISION`); default: int8 with --quantize-dynamic, else fp32")
     a = ap.parse_args()
     if torch is None:
         reason = f"PyTorch is not installed ({TORCH_ERROR}); on Debian: apt-get install python3-torch"
@@ -287,19 +295,25 @@ def main():
         if S and (size[0] % 32 or size[1] % 32 or S > (gh // 2) * (gw // 2)):
             print(f"pytorch_segmenter: error: num_shared {S} is impossible at {size[0]}x{size[1]}", file=sys.stderr)
             return 2
+    precisions = (a.precisions or ("int8" if a.quantize_dynamic else "fp32")).split(",")
+    if any(p not in ("fp32", "int8") for p in precisions) or ("int8" in precisions and not a.quantize_dynamic):
+        print(f"pytorch_segmenter: error: --precisions takes fp32 and/or int8 (int8 needs --quantize-dynamic), got {a.precisions}", file=sys.stderr)
+        return 2
     torch.manual_seed(0)
-    models = {S: Segmenter(d, depth, heads, a.classes, size, a.decoder, S, a.policy_width).eval() for S in budgets}
-    if a.quantize_dynamic:
-        # the counterpart of `cts-seg --precision int8`: Linear layers only, the policy net's convs stay float
+    fp32 = {S: Segmenter(d, depth, heads, a.classes, size, a.decoder, S, a.policy_width).eval() for S in budgets}
+    models = {(S, "fp32"): m for S, m in fp32.items()} if "fp32" in precisions else {}
+    if "int8" in precisions:
+        # the counterpart of `cts-seg --precision int8`: PyTorch's own dynamic quantization of its
+        # Linear layers (a quantized copy: the float models stay for fp32 requests)
         torch.backends.quantized.engine = a.quantize_dynamic
-        models = {S: torch.ao.quantization.quantize_dynamic(m, {nn.Linear}, dtype=torch.qint8) for S, m in models.items()}
+        models.update({(S, "int8"): torch.ao.quantization.quantize_dynamic(m, {nn.Linear}, dtype=torch.qint8) for S, m in fp32.items()})
     x = (torch.rand(1, 3, *size) * 2 - 1).expand(a.batch, -1, -1, -1).contiguous()
     if a.serve:
-        return serve(models, x)
-    if len(budgets) != 1:
-        print("pytorch_segmenter: error: several budgets need --serve", file=sys.stderr)
+        return serve(models, x, precisions[0])
+    if len(budgets) != 1 or len(precisions) != 1:
+        print("pytorch_segmenter: error: several budgets or precisions need --serve", file=sys.stderr)
         return 2
-    S, model = budgets[0], models[budgets[0]]
+    S, model = budgets[0], models[(budgets[0], precisions[0])]
     st = stats(time_it(model, x, a.warmup, a.iters, "forward"))
     out = {
         **runtime_info(),

@@ -29,7 +29,7 @@ export interface ModelSources {
 /** A model source load() accepts on the platform in use (see ModelSources). */
 export type ModelSource = ModelSources[keyof ModelSources];
 
-/** Arithmetic precision of the model: fp32, or int8 Linear layers (per-channel weights, dynamically quantized activations). */
+/** Arithmetic precision of the model: fp32, or int8 products (Linear layers, patch embedding, attention scores; per-channel weights, dynamically quantized activations). */
 export type { Precision } from '../nn/params.js';
 
 /** Options of Segmenter.load. */

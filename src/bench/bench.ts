@@ -64,7 +64,7 @@ export interface BenchOptions extends BenchModelOptions {
 
 /** An implementation that times one iteration of the budget-S model on request, in ms. */
 export interface Companion {
-  time(kind: 'forward' | 'policy', numShared: number): Promise<number>;
+  time(kind: 'forward' | 'policy', numShared: number, precision: Precision): Promise<number>;
 }
 
 /** The companion's timings for one budget, on the same protocol. */
@@ -205,7 +205,7 @@ async function timeRoundRobin(pts: Point[], kind: 'session' | 'policySession', o
     if (!o.companion) return;
     // lets the spinning worker threads of one runtime park before the other one starts
     await sleep(20);
-    const c = await o.companion.time(which, p.budget.numShared);
+    const c = await o.companion.time(which, p.budget.numShared, p.precision);
     if (record) (kind === 'session' ? p.companionTimes : p.companionPolicyTimes).push(c);
     await sleep(20);
   };

@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CtsError } from '../base/errors.js';
+import type { Precision } from '../nn/params.js';
 
 /** A script of bench/ (default the forward benchmark), found from the compiled module (dist/src/bench) or the sources (src/bench). */
 export function pytorchScript(name = 'pytorch_segmenter.py'): string {
@@ -81,6 +82,8 @@ export interface PytorchArgs {
   malloc?: PytorchMalloc;
   /** int8 models: torch's quantize_dynamic on every nn.Linear with this quantized engine (Debian's torch has onednn and qnnpack, no fbgemm). */
   quantize?: 'onednn' | 'qnnpack';
+  /** The models to serve (default: int8 with `quantize`, else fp32); both for a same-run precision comparison. */
+  precisions?: readonly Precision[];
 }
 
 /** timm names of the presets map back to the script's short names. */
@@ -109,6 +112,7 @@ export class PytorchServer {
       '--backbone', backbone, '--decoder', a.decoder, '--classes', String(a.classes),
       '--image-size', `${a.imageSize[0]}x${a.imageSize[1]}`, '--num-shared', a.budgets.join(','), '--policy-width', String(a.policyWidth),
       '--batch', String(a.batch), '--threads', String(a.threads), ...(a.quantize ? ['--quantize-dynamic', a.quantize] : []),
+      ...(a.precisions ? ['--precisions', a.precisions.join(',')] : []),
     ], a.malloc);
   }
 
@@ -156,9 +160,9 @@ export class PytorchServer {
     return new CtsError(`the PyTorch run ${what}${this.exited !== null ? ` (exit ${this.exited})` : ''}${last ? `: ${last}` : ''}`);
   }
 
-  /** Times one forward of the budget-S model (or its policy network alone), in ms. */
-  async time(kind: 'forward' | 'policy', S: number): Promise<number> {
-    return (await this.request(`${kind} ${S}`)).ms;
+  /** Times one forward of the budget-S model at a precision it serves (or its policy network alone), in ms. */
+  async time(kind: 'forward' | 'policy', S: number, precision?: Precision): Promise<number> {
+    return (await this.request(`${kind} ${S}${precision ? ` ${precision}` : ''}`)).ms;
   }
 
   /** Sends one command line; returns its JSON answer, which must carry `ms`. */

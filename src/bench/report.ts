@@ -37,7 +37,7 @@ export function formatResult(r: ComparedResult): string {
     ...headerLines(r),
     `tokens    ${r.tokens_per_image} per image (${r.num_shared ? `${r.num_shared} of ${r.num_not_shared / 4 + r.num_shared} superpatches shared, ${pct(r.reduction)} fewer` : 'no sharing'})`,
     `GMAC      ${f2(r.gmacs.total)} per image (encoder ${f2(r.gmacs.encoder)}, decoder ${f2(r.gmacs.decoder)}, policy ${f2(r.gmacs.policy)}, upsample ${f2(r.gmacs.upsample)}); ${r.gmacs_per_second} GMAC/s reached`,
-    `precision ${r.precision} (Linear layers${r.precision === 'int8' ? ': int8 weights per output channel, activations quantized at run time' : ''})`,
+    `precision ${r.precision}${r.precision === 'int8' ? ' (Linear layers, patch embedding, attention scores: int8 weights per output channel, activations quantized at run time)' : ''}`,
     `speed     ${r.images_per_second} images/s (median-based ${r.images_per_second_median})`,
     `ms/batch  median ${t.median.toFixed(1)}, p10 ${t.p10.toFixed(1)}, p90 ${t.p90.toFixed(1)}, mean ${t.mean.toFixed(1)}`,
   ];

@@ -65,7 +65,7 @@ export function registerBench(program: Command): void {
   providerOption(cmd, { note: 'no fallback: an unavailable provider is an error' });
   threadsOption(cmd, { note: 'default: the physical core count; PyTorch gets the same' });
   policyWidthOption(cmd, { note: 'default 1, or the checkpoint\'s' });
-  precisionOption(cmd, { note: 'the policy network stays fp32' });
+  precisionOption(cmd, { note: 'the policy network computes in fp32' });
   cmd.option('--compare-precision', 'time fp32 and int8 in the same run (iterations interleaved) and print both and their ratio; instead of --precision');
   checkpointOption(cmd, { note: 'time this model instead of random weights' });
   modelOption(cmd, { note: 'time this zoo model instead of random weights' });
@@ -74,7 +74,7 @@ export function registerBench(program: Command): void {
     .option('--sweep', `time the ${SWEEP_REDUCTIONS.map((r) => `${r * 100}%`).join('/')} token budgets in one run (iterations interleaved round-robin) and print a table`)
     .option('--fetch-logits', 'copy the full logits [B,K,H,W] into a JS buffer every iteration, as a Predictor user gets them (default: they stay in ORT memory and a per-image sum is fetched, like PyTorch\'s model(x) output)')
     .option('--sequential', 'with --sweep: one budget after the other instead of interleaved (one session in memory at a time)')
-    .option('--compare-pytorch', 'also time the same model in PyTorch (bench/pytorch_segmenter.py, same protocol and threads) and print the ratio and peak RSS of each; with --precision int8, PyTorch\'s quantize_dynamic int8 model (onednn engine)')
+    .option('--compare-pytorch', 'also time the same model in PyTorch (bench/pytorch_segmenter.py, same protocol and threads) and print the ratio and peak RSS of each; with --precision int8, PyTorch\'s quantize_dynamic int8 model (onednn engine); with --compare-precision, PyTorch\'s fp32 and int8 models (one process), each timed after cts-seg\'s iteration of the same precision')
     .option('--python <path>', 'Python interpreter for --compare-pytorch (default: $CTS_PYTHON, python3 or /usr/bin/python3, whichever imports torch)')
     .option('--pytorch-malloc <mode>', 'PyTorch\'s allocator for --compare-pytorch: default (the stock environment) or tuned (glibc keeps freed memory: stock PyTorch spends much of its time re-faulting its attention maps)', 'default')
     .option('--json', 'print one JSON object (images_per_second, ms_per_batch, gmacs, machine...; a sweep gives {"sweep": [...]})')
@@ -151,7 +151,6 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
   }
   if (o.numShared !== undefined && o.reduction !== undefined) throw new CtsError('give --num-shared or --reduction, not both');
   if (o.sweep && (o.numShared !== undefined || o.reduction !== undefined)) throw new CtsError('--sweep times its own budgets; leave out --num-shared and --reduction');
-  if (o.comparePrecision && o.comparePytorch) throw new CtsError('--compare-precision and --compare-pytorch exclude each other: compare with PyTorch at one --precision (int8 times PyTorch\'s quantize_dynamic model)');
   const size = o.cropSize;
   const patch = 16;
   // with a checkpoint the crop (and so the budgets) are known only after loading; presets use 512
@@ -199,8 +198,10 @@ async function runBenchCommand(o: BenchOpts): Promise<void> {
       const threads = bo.threads ?? physicalCores();
       bo.threads = threads;
       pg.log('bench: starting the PyTorch model(s) (bench/pytorch_segmenter.py --serve)');
-      // int8 against int8: PyTorch's own dynamic quantization of its Linear layers (onednn: the faster of Debian's two engines here)
-      server = await PytorchServer.start(torch.python, { ...(await pytorchArgs(bo, budgets, threads)), malloc, ...(o.precision === 'int8' ? { quantize: 'onednn' as const } : {}) });
+      // int8 against int8: PyTorch's own dynamic quantization of its Linear layers (onednn: the faster
+      // of Debian's two engines here); with --compare-precision, both of PyTorch's models in one process
+      const precisions: Precision[] = o.comparePrecision ? ['fp32', 'int8'] : [o.precision ?? 'fp32'];
+      server = await PytorchServer.start(torch.python, { ...(await pytorchArgs(bo, budgets, threads)), malloc, precisions, ...(precisions.includes('int8') ? { quantize: 'onednn' as const } : {}) });
       if (/\/blas\/libblas\.so/.test(server.info.blas)) pg.log(`bench: warning: PyTorch runs on the reference BLAS (${server.info.blas}), ~15x slower than OpenBLAS; install libopenblas0-openmp for a fair comparison`);
       bo.companion = server;
     }

@@ -120,9 +120,10 @@ async function runEval(o: EvalOpts): Promise<void> {
 }
 
 /**
- * int8 against fp32 over the same windows: both compiled with the same sharing (the policy network
- * stays float32, so both share the same tokens), each window run through both, the int8 result
- * scored. A pass of its own, so the main evaluation's timing is untouched.
+ * int8 against fp32 over the same windows: both compiled with the same sharing budget, each window
+ * run through both, the int8 result scored. The policy network computes in float32 in both, from
+ * float16-stored kernels in int8, so a borderline sharing decision can differ: the comparison is of
+ * the whole int8 model. A pass of its own, so the main evaluation's timing is untouched.
  */
 async function compareInt8(ckpt: ModelCheckpoint, ds: SegDataset, o: EvalOpts, x: { stride: number; policy: PolicyMethod | undefined; provider: Provider }): Promise<NonNullable<EvalReport['precisionComparison']>> {
   const sharing = predictorSharing(ckpt, { policy: x.policy, numShared: o.numShared });

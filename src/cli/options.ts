@@ -172,7 +172,7 @@ export function modelOption(cmd: Command, use?: OptionUse<string>): Command {
 
 /** `--precision <p>`: arithmetic of the Linear layers, fp32 or int8 (per-channel int8 weights, activations quantized at run time). */
 export function precisionOption(cmd: Command, use: OptionUse<Precision> = {}): Command {
-  return addShared(cmd, '--precision <p>', `arithmetic of the Linear layers: ${PRECISIONS.join(' or ')} (int8: per-output-channel int8 weights, activations quantized at run time)`, parseChoice('precision', PRECISIONS), { default: 'fp32', ...use });
+  return addShared(cmd, '--precision <p>', `arithmetic of the model: ${PRECISIONS.join(' or ')} (int8: the Linear layers, patch embedding and attention scores as int8 products, per-output-channel int8 weights, activations quantized at run time; attn·v, softmax, norms and the policy network stay float32)`, parseChoice('precision', PRECISIONS), { default: 'fp32', ...use });
 }
 
 /** Parses a memory size in GB (10^9 bytes) into bytes. */

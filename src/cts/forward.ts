@@ -30,7 +30,7 @@ export interface ForwardOptions {
   /** Also return the intermediates of the reference files. */
   intermediates?: boolean;
   provider?: Provider;
-  /** Linear layers in float32 (default) or int8 (see constantParams). */
+  /** float32 (default) or int8 products (see constantParams). */
   precision?: Precision;
 }
 

@@ -31,7 +31,7 @@ export interface PredictorOptions {
   maxMemory?: number;
   /** Images per micro-batch inside the graph (default: defaultMicroBatch, 2 for ViT-S at 512x512 and up, else the batch). */
   microBatch?: number;
-  /** Linear layers in float32 (default) or int8 (see constantParams). */
+  /** float32 (default) or int8 products (see constantParams). */
   precision?: Precision;
 }
 

@@ -43,7 +43,7 @@ export interface ExportOptions {
   size?: [number, number];
   /** dtype of `class_map` (default uint8, which holds up to 256 classes). */
   classMapType?: 'uint8' | 'int64';
-  /** Linear layers in float32 (default) or int8 (per-channel weights, about a quarter of the file). */
+  /** float32 (default) or int8 products (see constantParams; about a quarter of the file). */
   precision?: Precision;
   /** Largest estimated graph memory in bytes (default: the machine's memory, see cts/memory.ts). */
   maxMemory?: number;

@@ -33,7 +33,7 @@ export interface ParamFn {
   scoresInt8?: boolean;
 }
 
-/** Arithmetic of an inference graph's Linear layers: float32, or int8 weights with dynamically quantized activations. */
+/** Arithmetic of an inference graph: float32, or int8 products (Linear layers, patch embedding, attention scores) with dynamically quantized activations. */
 export type Precision = 'fp32' | 'int8';
 
 /** Every precision, in the order help texts list them. */

@@ -5,6 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { timeStats } from '../../src/bench/machine.js';
 import { budgetForReduction, sweepBudgets } from '../../src/bench/setup.js';
@@ -113,9 +116,45 @@ test('bench --compare-precision times fp32 and int8 in one run and reports their
   const want = Math.round((j.results[1]!.images_per_second / j.results[0]!.images_per_second) * 1000) / 1000;
   assert.equal(j.ratio.int8_vs_fp32.mean, want);
   const text = await run(['bench', ...TINY, '--precision', 'int8']);
-  assert.match(text.stdout, /^precision int8 \(Linear layers: int8 weights per output channel/m);
+  assert.match(text.stdout, /^precision int8 \(Linear layers, patch embedding, attention scores: int8 weights per output channel/m);
   assertCleanError(await run(['bench', ...TINY, '--precision', 'int4']), /unknown precision 'int4': expected fp32, int8/);
-  assertCleanError(await run(['bench', ...TINY, '--compare-precision', '--compare-pytorch']), /--compare-precision and --compare-pytorch exclude each other/);
+});
+
+test('bench --compare-precision --compare-pytorch: PyTorch serves fp32 and int8, each timed after the same precision of ours', async () => {
+  // a fake python speaking the serve protocol: logs its arguments and every request, answers fp32 in 10 ms and int8 in 5 ms
+  const dir = mkdtempSync(join(tmpdir(), 'cts-bp-'));
+  try {
+    const log = join(dir, 'log'), python = join(dir, 'python');
+    writeFileSync(python, `#!${process.execPath}
+const fs = require('fs');
+if (process.argv[2] === '-c') process.exit(0);
+fs.appendFileSync(${JSON.stringify(log)}, 'args ' + process.argv.slice(3).join(' ') + '\\n');
+console.log(JSON.stringify({ ready: true, torch_version: '0.0-fake', blas: 'none', threads: 1 }));
+let buf = '';
+process.stdin.on('data', (d) => {
+  buf += d;
+  let i;
+  while ((i = buf.indexOf('\\n')) >= 0) {
+    const cmd = buf.slice(0, i).trim(); buf = buf.slice(i + 1);
+    if (cmd === 'quit') { console.log(JSON.stringify({ peak_rss_mb: 42 })); process.exit(0); }
+    fs.appendFileSync(${JSON.stringify(log)}, cmd + '\\n');
+    console.log(JSON.stringify({ ms: cmd.endsWith('int8') ? 5 : 10 }));
+  }
+});
+`);
+    chmodSync(python, 0o755);
+    const r = await run(['bench', ...TINY, '--compare-precision', '--compare-pytorch', '--python', python, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { results: Record<string, any>[] };
+    assert.deepEqual(j.results.map((x) => [x.precision, x.pytorch.images_per_second]), [['fp32', 200], ['int8', 400]]);
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    assert.match(lines[0]!, /--precisions fp32,int8/);
+    assert.match(lines[0]!, /--quantize-dynamic onednn/);
+    // warm-up 1 + timed 2, each iteration: ours fp32, PyTorch fp32, ours int8, PyTorch int8
+    assert.deepEqual(lines.slice(1), Array.from({ length: 3 }, () => ['forward 0 fp32', 'forward 0 int8']).flat());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('impossible budgets and bad options are one-line errors, not crashes', async () => {
