@@ -1,28 +1,32 @@
-// int8 in the browser (issue 15): a model shaped like the shipped page model (web/public/models/
-// manifest.json's source.config: ViT 192-wide, 6 layers, mask decoder, 7 classes, 256², policy network
-// (width 0.25) with 32 of 64 superpatches shared; deterministic random weights, since the demo checkpoint is not kept)
-// and, with CTS_INT8_VITS=1, a ViT-S/16 512² model (150 classes, no sharing), each exported as single
+// int8 in the browser (issue 15): THE shipped page model (web/public/models: cts.onnx + weights.bin
+// read back by readOnnxWeights under their state-dict names, the configuration, classes, palette,
+// normalization, policy width and budget from manifest.json; ViT 192-wide, 6 layers, mask decoder, 7
+// classes, 256², policy network of width 0.25 sharing 32 of 64 superpatches) and, with
+// CTS_INT8_VITS=1, a random ViT-S/16 512² model (150 classes, no sharing), each exported as single
 // files (withPreprocessing) in float32 and int8. Both run through `cts-seg/web` in onnxruntime-web's
 // wasm build in Debian's Chromium (a minimal Vite page). Checked: the page's int8 class map agrees with
 // onnxruntime-node's (Segmenter.load in Node on the same file and image) on >= 99.9% of pixels, and the
-// int8 file is <= 30% of the float32 file. Measured and printed, never asserted: ms per image of
-// float32 and int8 in the page (median of alternated `seg.segment` runs after a warm-up).
-// Skips with a reason where Chromium is not installed.
+// int8 file is <= 30% of the float32 file; and, without a browser, that the rebuilt checkpoint is the
+// shipped model (its float32 export segments the sample exactly as the shipped files do in Node).
+// Measured and printed, never asserted: ms per image of float32 and int8 in the page (median of
+// CTS_INT8_RUNS, default 5, alternated `seg.segment` runs after a warm-up; the 1.5x speed target is
+// reported, not tested). Skips the browser tests with a reason where Chromium is not installed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
-import { Segmenter } from '../../src/index.js';
-import { createSegmenterConfig } from '../../src/models/config.js';
+import { Segmenter, type LoadOptions } from '../../src/index.js';
+import { createSegmenterConfig, parseSegmenterConfig } from '../../src/models/config.js';
 import { segmenterSpec } from '../../src/models/segmenter.js';
 import { initSegmenterWeights } from '../../src/models/init.js';
-import { initPolicyNet } from '../../src/models/policynet.js';
 import { defaultPalette, VIT_NORMALIZATION, type ModelCheckpoint } from '../../src/cts/checkpoint.js';
 import { exportModel } from '../../src/export/export.js';
+import { readOnnxWeights } from '../../src/export/readback.js';
 import { chromiumSkip, openBrowser, type BrowserSession } from '../helpers/browser.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -30,20 +34,29 @@ const SAMPLE = join(ROOT, 'web/public/sample.png');
 const RUNS = Number(process.env.CTS_INT8_RUNS ?? 5);
 const skip = chromiumSkip;
 
-/** A deterministic random checkpoint with the shipped page model's configuration (manifest source.config). */
-function shippedShape(): ModelCheckpoint {
-  const manifest = JSON.parse(readFileSync(join(ROOT, 'web/public/models/manifest.json'), 'utf8')) as {
-    classes: string[]; size: [number, number]; cts: { numShared: number }; source: { config: Record<string, unknown> };
-  };
-  const { backbone: _b, ...overrides } = manifest.source.config;
-  const config = createSegmenterConfig('custom', { ...overrides, image_size: manifest.size[0] });
-  const weights = initSegmenterWeights(segmenterSpec(config), 15);
-  // width 0.25: the shipped files hold 4.14M parameters, the Segmenter above 3.87M of them
-  for (const [k, v] of initPolicyNet(16, { width: 0.25 })) weights.set(`policy_net.${k}`, v);
+const MODELS = join(ROOT, 'web/public/models');
+
+/** web/public/models/manifest.json (scripts/web-model.mjs). */
+interface Manifest {
+  classes: string[];
+  palette: [number, number, number][];
+  size: [number, number];
+  normalization: ModelCheckpoint['normalization'];
+  cts: { file: string; numShared: number; policyWidth: number };
+  baseline: { file: string };
+  weights: { file: string };
+  source: { config: unknown; dataset: string | null };
+}
+const manifest = JSON.parse(readFileSync(join(MODELS, 'manifest.json'), 'utf8')) as Manifest;
+
+/** The shipped page model as a checkpoint: its weights read back from cts.onnx + weights.bin, the rest from the manifest. */
+function shippedModel(): ModelCheckpoint {
+  const weights = readOnnxWeights(readFileSync(join(MODELS, manifest.cts.file)), readFileSync(join(MODELS, manifest.weights.file)));
   return {
-    config, weights, classes: manifest.classes, palette: defaultPalette(manifest.classes.length),
-    normalization: VIT_NORMALIZATION, cropSize: manifest.size,
-    cts: { policy: 'policy_net', numShared: manifest.cts.numShared, policyWidth: 0.25 }, dataset: 'synthetic',
+    config: parseSegmenterConfig(manifest.source.config, 'manifest.json source.config'), weights,
+    classes: manifest.classes, palette: manifest.palette, normalization: manifest.normalization, cropSize: manifest.size,
+    cts: { policy: 'policy_net', numShared: manifest.cts.numShared, policyWidth: manifest.cts.policyWidth },
+    ...(manifest.source.dataset ? { dataset: manifest.source.dataset } : {}),
   };
 }
 
@@ -174,27 +187,47 @@ async function compare(name: string, ckpt: ModelCheckpoint, t: { diagnostic(m: s
 
   const [mf, mi] = [median(fp.ms), median(i8.ms)];
   t.diagnostic(`${name}: ms per image in ${r.userAgent.match(/Chrome\/[\d.]+/)?.[0] ?? r.userAgent} wasm (1 thread, ${r.cores} cores), median of ${RUNS}: ` +
-    `fp32 ${mf.toFixed(1)} [${fp.ms.map((x) => x.toFixed(0)).join(', ')}], int8 ${mi.toFixed(1)} [${i8.ms.map((x) => x.toFixed(0)).join(', ')}], fp32/int8 ${(mf / mi).toFixed(3)}x`);
+    `fp32 ${mf.toFixed(1)} [${fp.ms.map((x) => x.toFixed(0)).join(', ')}], int8 ${mi.toFixed(1)} [${i8.ms.map((x) => x.toFixed(0)).join(', ')}], fp32/int8 ${(mf / mi).toFixed(3)}x (target 1.5x: ${mf / mi >= 1.5 ? 'met' : 'not met'} in this run; not asserted)`);
   // last, so that a failure still reports everything above
   assert.ok(agreement >= 0.999, `int8 class maps agree on ${(100 * agreement).toFixed(4)}% of pixels`);
   assert.ok(i8Bytes <= 0.3 * fpBytes, `the int8 file is ${i8Bytes} B, over 30% of the float32 file's ${fpBytes} B`);
 }
 
-// Both checks fail on these random models (docs/BENCHMARKS.md, int8, Browser): the file is 35.9% of float32
-// for the shipped shape (its patch embedding, positions and policy network stay float32), and the page's
-// int8 class map agrees with onnxruntime-node's on ~98% (shipped shape) and ~94% (ViT-S, 150 classes) of
-// pixels, as much as int8 differs from float32 itself: dynamic activation quantization turns float
-// differences of 1e-6 between ORT builds (and between ORT's 'all' and 'extended' graph optimizations in
-// Node) into whole quantization steps, and random weights leave small argmax margins. They stay todo
-// (reported, not failing the suite) until a trained model or a change to the export makes them pass.
-const TODO = 'issue 15: the >= 99.9% agreement and the <= 30% file are not met on these random models (docs/BENCHMARKS.md)';
+// On the random ViT-S the agreement check fails (92.7-94.3% measured; docs/BENCHMARKS.md, int8, Browser): dynamic
+// activation quantization turns float differences of 1e-6 between ORT builds into whole quantization
+// steps, and random weights leave small argmax margins. It stays todo (reported, not failing).
+const VITS_TODO = 'issue 15: the >= 99.9% agreement is not met on this random model (docs/BENCHMARKS.md)';
 
-test('int8 export of a model shaped like the shipped one: Chromium wasm agrees with onnxruntime-node, a small file, timings', { skip, todo: TODO, timeout: 600_000 }, async (t) => {
-  await compare('shipped-shape', shippedShape(), t);
+test('the checkpoint rebuilt from web/public/models is the shipped model: its float32 export segments the sample as the shipped files do', { timeout: 300_000 }, async (t) => {
+  const ckpt = shippedModel();
+  const dir = mkdtempSync(join(tmpdir(), 'cts-shipped-'));
+  try {
+    const file = join(dir, 'rebuilt.onnx');
+    writeFileSync(file, exportModel(ckpt, { withPreprocessing: true }).bytes);
+    const run = async (model: string, o: LoadOptions = {}) => {
+      const seg = await Segmenter.load(model, o);
+      try {
+        return await seg.segment(SAMPLE);
+      } finally {
+        await seg.dispose();
+      }
+    };
+    const shipped = await run(join(MODELS, manifest.cts.file), { externalData: [{ path: manifest.weights.file, data: join(MODELS, manifest.weights.file) }] });
+    const rebuilt = await run(file);
+    assert.deepEqual(rebuilt.classMap, shipped.classMap, 'class map');
+    assert.deepEqual(rebuilt.maskShared, shipped.maskShared, 'shared mask');
+    t.diagnostic(`${ckpt.weights.size} weights read back; the rebuilt float32 export's class map and shared mask equal the shipped cts.onnx's (${new Set(shipped.classMap).size} classes on the sample)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('int8 export of the shipped model: Chromium wasm agrees with onnxruntime-node, a small file, timings', { skip, timeout: 600_000 }, async (t) => {
+  await compare('shipped', shippedModel(), t);
 });
 
 test('int8 export of a ViT-S/16 512² model in Chromium wasm (CTS_INT8_VITS=1)', {
-  skip: skip || (process.env.CTS_INT8_VITS === '1' ? false : 'set CTS_INT8_VITS=1 (about a minute in wasm: ViT-S 512² float32 and int8)'), todo: TODO, timeout: 1_800_000,
+  skip: skip || (process.env.CTS_INT8_VITS === '1' ? false : 'set CTS_INT8_VITS=1 (about a minute in wasm: ViT-S 512² float32 and int8)'), todo: VITS_TODO, timeout: 1_800_000,
 }, async (t) => {
   await compare('vit-s-512', vitS512(), t);
 });
