@@ -55,11 +55,10 @@ export function layerNormSpec(spec: ParamSpec, name: string, d: number): void {
 export function attention(x: Value, p: ParamFn, name: string, heads: number, drop: DropFn = noDrop): Value {
   const [b, n, d] = x.shape as [number, number, number];
   const dh = d / heads;
+  if (p.scoresInt8 && p.linearInt8) return finish(int8Attention(x, p, name, heads));
   const qkv = transpose(reshape(linear(x, p, `${name}.qkv`), [b, n, 3, heads, dh]), [2, 0, 3, 1, 4]); // 3,B,h,N,dh
   const part = (i: number) => reshape(slice(qkv, [i], [i + 1], [0]), [b, heads, n, dh]);
   const k = part(1), v = part(2);
-  // int8: the scale dh^-0.5 goes into the product's scalar scale instead of a pass over q
-  if (p.scoresInt8) return finish(matmul(softmax(int8Scores(part(0), k, dh ** -0.5), -1), v));
   const q = mul(part(0), dh ** -0.5);
   // Without dropout on the probabilities (inference, or a rate of 0) the fused core's cheaper
   // backward applies; the probe returns q itself exactly when that site drops nothing.
@@ -73,10 +72,23 @@ export function attention(x: Value, p: ParamFn, name: string, heads: number, dro
   }
 }
 
-/** alpha·q kᵀ for q [..., N, d], k [..., M, d] with k quantized to int8 per tensor and q to uint8 inside the product. */
-function int8Scores(q: Value, k: Value, alpha: number): Value {
-  const [kq, scale] = quantizeSymmetric(k);
-  return dynamicQuantizeMatMul(q, mT(kq), mul(scale, alpha));
+/**
+ * The int8 attention core, x [B,N,D] -> heads [B,h,N,dh]: q, k and v as three int8 products (the
+ * fused qkv weight sliced, so no split of their output), k quantized to int8 per tensor and moved
+ * to [B,h,dh,N] as int8 (a quarter of the bytes of a float transpose), q·kᵀ·dh^-0.5 as an int8
+ * product (the scale folded into its scalar scale), softmax and attn·v in float.
+ */
+function int8Attention(x: Value, p: ParamFn, name: string, heads: number): Value {
+  const [b, n, d] = x.shape as [number, number, number];
+  const dh = d / heads;
+  const w = p.linearInt8!(`${name}.qkv.weight`), bias = p(`${name}.qkv.bias`);
+  const part = (i: number) => {
+    const cols = (v: Value, axis: number) => slice(v, [i * d], [(i + 1) * d], [axis]);
+    return reshape(dynamicQuantizeMatMul(x, cols(w.q, 1), cols(w.scale, 0), cols(bias, 0)), [b, n, heads, dh]);
+  };
+  const [kq, scale] = quantizeSymmetric(part(1));
+  const scores = dynamicQuantizeMatMul(transpose(part(0), [0, 2, 1, 3]), transpose(kq, [0, 2, 3, 1]), mul(scale, dh ** -0.5));
+  return matmul(softmax(scores, -1), transpose(part(2), [0, 2, 1, 3]));
 }
 
 /** MLP: fc1 -> exact GELU -> dropout -> fc2 -> dropout (segm/model/blocks.py FeedForward). */
