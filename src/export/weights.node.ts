@@ -7,8 +7,6 @@ import onnxProto from 'onnx-proto';
 import { CtsError } from '../base/errors.js';
 import { toFloat16Bits } from '../base/float16.js';
 
-export { toFloat16Bits, fromFloat16Bits } from '../base/float16.js';
-
 const { onnx } = onnxProto;
 type Tensor = onnxProto.onnx.ITensorProto;
 const FLOAT = onnx.TensorProto.DataType.FLOAT, FLOAT16 = onnx.TensorProto.DataType.FLOAT16;

@@ -10,7 +10,8 @@ import type { HostTensor } from '../../src/base/tensor.js';
 import { Graph, emitOnnx } from '../../src/graph/index.js';
 import { exportModel } from '../../src/export/export.js';
 import { readOnnxWeights } from '../../src/export/readback.js';
-import { fromFloat16Bits, packWeights, toFloat16Bits } from '../../src/export/weights.node.js';
+import { packWeights } from '../../src/export/weights.node.js';
+import { fromFloat16Bits, toFloat16Bits } from '../../src/base/float16.js';
 import { smallCheckpoint } from './helpers.js';
 
 const ckpt = smallCheckpoint('mask_transformer', 4, 5);
