@@ -1,7 +1,7 @@
 // Parameters as graph values. A model builder asks for parameters by their official PyTorch
 // state-dict name through a ParamFn; the caller decides whether they are baked into the graph as
 // constants (inference) or fed as inputs (training, where they come back updated as outputs).
-import { GraphError, cast, fmt, quantizeLinearWeight, tensorOf, type Graph, type Value } from '../graph/index.js';
+import { GraphError, cast, fmt, quantizeLinearWeight, tensorOf, transposed, type Graph, type Value } from '../graph/index.js';
 import type { DType, HostTensor } from '../base/tensor.js';
 
 /** Shape and dtype of one parameter or buffer. */
@@ -100,11 +100,9 @@ export function constantParams(g: Graph, weights: Map<string, HostTensor>, o: Co
 
 /** W [r,c] -> Wᵀ [c,r] on the host. */
 function transpose2d(w: HostTensor): HostTensor {
-  if (w.shape.length !== 2) throw new GraphError(`a matrix weight must be 2-D, got ${fmt(w.shape)}`);
+  if (w.shape.length !== 2 || w.dtype !== 'float32') throw new GraphError(`a matrix weight must be float32 and 2-D, got ${w.dtype}${fmt(w.shape)}`);
   const [r, c] = w.shape as [number, number];
-  const src = w.data as Float32Array, out = new Float32Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = src[i * c + j]!;
-  return { dtype: 'float32', shape: [c, r], data: out };
+  return { dtype: 'float32', shape: [c, r], data: transposed(w.data as Float32Array, r, c) };
 }
 
 /** Declares every parameter of a spec as a graph input (same name); returns the accessor and the inputs. */

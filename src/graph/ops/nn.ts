@@ -230,9 +230,9 @@ export function emitResizeBilinear(ctx: EmitCtx, x: string, inShape: readonly nu
   });
 }
 
-/** Transpose of a row-major [rows, cols] matrix. */
-export function transposed(m: Float64Array, rows: number, cols: number): Float64Array {
-  const t = new Float64Array(m.length);
+/** Transpose of a row-major [rows, cols] matrix (float64 interpolation matrices, float32 weights). */
+export function transposed<T extends Float32Array | Float64Array>(m: T, rows: number, cols: number): T {
+  const t = (m instanceof Float32Array ? new Float32Array(m.length) : new Float64Array(m.length)) as T;
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c]!;
   return t;
 }
