@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { fakePython } from '../helpers/fake-python.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,25 +125,11 @@ test('bench --compare-precision --compare-pytorch: PyTorch serves fp32 and int8,
   // a fake python speaking the serve protocol: logs its arguments and every request, answers fp32 in 10 ms and int8 in 5 ms
   const dir = mkdtempSync(join(tmpdir(), 'cts-bp-'));
   try {
-    const log = join(dir, 'log'), python = join(dir, 'python');
-    writeFileSync(python, `#!${process.execPath}
-const fs = require('fs');
-if (process.argv[2] === '-c') process.exit(0);
-fs.appendFileSync(${JSON.stringify(log)}, 'args ' + process.argv.slice(3).join(' ') + '\\n');
-console.log(JSON.stringify({ ready: true, torch_version: '0.0-fake', blas: 'none', threads: 1 }));
-let buf = '';
-process.stdin.on('data', (d) => {
-  buf += d;
-  let i;
-  while ((i = buf.indexOf('\\n')) >= 0) {
-    const cmd = buf.slice(0, i).trim(); buf = buf.slice(i + 1);
-    if (cmd === 'quit') { console.log(JSON.stringify({ peak_rss_mb: 42 })); process.exit(0); }
-    fs.appendFileSync(${JSON.stringify(log)}, cmd + '\\n');
-    console.log(JSON.stringify({ ms: cmd.endsWith('int8') ? 5 : 10 }));
-  }
-});
-`);
-    chmodSync(python, 0o755);
+    const log = join(dir, 'log');
+    const python = fakePython(dir, {
+      onStart: `fs.appendFileSync(${JSON.stringify(log)}, 'args ' + process.argv.slice(3).join(' ') + '\\n');`,
+      onCommand: `fs.appendFileSync(${JSON.stringify(log)}, cmd + '\\n'); console.log(JSON.stringify({ ms: cmd.endsWith('int8') ? 5 : 10 }));`,
+    });
     const r = await run(['bench', ...TINY, '--compare-precision', '--compare-pytorch', '--python', python, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout) as { results: Record<string, any>[] };

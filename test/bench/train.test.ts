@@ -5,13 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchTrainVsPytorch, type TrainBenchOptions } from '../../src/bench/train.js';
 import { parsePytorchMalloc, pytorchEnv, TUNED_MALLOC_ENV } from '../../src/bench/pytorch.js';
 import { runCli } from '../helpers/cli.js';
+import { fakePython } from '../helpers/fake-python.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const TINY: TrainBenchOptions = {
@@ -19,40 +20,24 @@ const TINY: TrainBenchOptions = {
 };
 
 /**
- * A fake `python`: `-c ...` succeeds (torch "imports"); `script --serve ...` answers step k (1-based)
- * with ms = k after logging "torch k" to `log`, and dies after `failAfter` steps when set.
+ * A fake `python` (test/helpers/fake-python.ts) that logs its MALLOC_TOP_PAD_ at start and answers
+ * step k (1-based) with ms = k after logging "torch k" to `log`, dying after `failAfter` steps when set.
  */
-function fakePython(dir: string, log: string, failAfter?: number): string {
-  const p = join(dir, 'python');
-  writeFileSync(p, `#!${process.execPath}
-const fs = require('fs');
-if (process.argv[2] === '-c') process.exit(0);
-if (!process.argv.includes('--serve')) process.exit(3);
-fs.appendFileSync(${JSON.stringify(log)}, 'top_pad ' + (process.env.MALLOC_TOP_PAD_ ?? 'unset') + '\\n');
-console.log(JSON.stringify({ ready: true, torch_version: '0.0-fake', blas: 'none', threads: 1 }));
-let k = 0, buf = '';
-process.stdin.on('data', (d) => {
-  buf += d;
-  let i;
-  while ((i = buf.indexOf('\\n')) >= 0) {
-    const cmd = buf.slice(0, i).trim(); buf = buf.slice(i + 1);
-    if (cmd === 'quit') { console.log(JSON.stringify({ peak_rss_mb: 42 })); process.exit(0); }
-    k++;
+function fakeTrainPython(dir: string, log: string, failAfter?: number): string {
+  return fakePython(dir, {
+    onStart: `fs.appendFileSync(${JSON.stringify(log)}, 'top_pad ' + (process.env.MALLOC_TOP_PAD_ ?? 'unset') + '\\n'); let k = 0;`,
+    onCommand: `k++;
     ${failAfter !== undefined ? `if (k > ${failAfter}) { console.error('RuntimeError: out of memory (fake)'); process.exit(1); }` : ''}
     fs.appendFileSync(${JSON.stringify(log)}, 'torch ' + k + '\\n');
-    console.log(JSON.stringify({ ms: k, loss: 1.5 }));
-  }
-});
-`);
-  chmodSync(p, 0o755);
-  return p;
+    console.log(JSON.stringify({ ms: k, loss: 1.5 }));`,
+  });
 }
 
 test('bench-train vs PyTorch: steps alternate, warm-up excluded, PyTorch peak memory its own', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cts-bt-'));
   try {
     const log = join(dir, 'log');
-    const python = fakePython(dir, log);
+    const python = fakeTrainPython(dir, log);
     let ours = 0;
     const r = await benchTrainVsPytorch({ ...TINY, onRss: () => writeFileSync(log, `ours ${++ours}\n`, { flag: 'a' }), every: 1 }, python);
     // Ours (logged after each step's PyTorch turn) and PyTorch's steps interleave one to one.
@@ -71,7 +56,7 @@ test('bench-train vs PyTorch: --pytorch-malloc tuned reaches the PyTorch process
   const dir = mkdtempSync(join(tmpdir(), 'cts-bt-'));
   try {
     const log = join(dir, 'log');
-    const r = await benchTrainVsPytorch({ ...TINY, steps: 1 }, fakePython(dir, log), 'tuned');
+    const r = await benchTrainVsPytorch({ ...TINY, steps: 1 }, fakeTrainPython(dir, log), 'tuned');
     assert.equal(readFileSync(log, 'utf8').split('\n')[0], `top_pad ${2 ** 30}`);
     assert.equal(r.pytorch.malloc, 'tuned');
   } finally {
@@ -91,7 +76,7 @@ test('pytorchEnv/parsePytorchMalloc: default is the environment as it is, tuned 
 test('bench-train vs PyTorch: a PyTorch failure mid-run is reported as skipped, cts-seg timing stands', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cts-bt-'));
   try {
-    const r = await benchTrainVsPytorch(TINY, fakePython(dir, join(dir, 'log'), 2));
+    const r = await benchTrainVsPytorch(TINY, fakeTrainPython(dir, join(dir, 'log'), 2));
     assert.match(String(r.pytorch.skipped), /out of memory \(fake\)/);
     assert.equal(r.pytorch.ms_per_step_median, undefined);
     assert.ok(r.ours.ms_per_step_median > 0);
