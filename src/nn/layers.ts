@@ -48,14 +48,14 @@ export function layerNormSpec(spec: ParamSpec, name: string, d: number): void {
  * Multi-head self-attention (segm/model/blocks.py Attention): fused qkv Linear(D, 3D), per-head
  * softmax(q k^T * dh^-0.5) v, heads concatenated, proj Linear(D, D). q is scaled before the
  * product (N*dh multiplies instead of N*N); the result is the same up to float rounding.
- * With p.scoresInt8, q·kᵀ runs in int8: k quantized symmetrically per tensor, q by the product's own
- * uint8 quantization (2.2x faster than the float product on this CPU, measured; docs/BENCHMARKS.md).
+ * In int8 (p.linearInt8), q·kᵀ runs in int8 too: k quantized symmetrically per tensor, q by the
+ * product's own uint8 quantization (2.2x faster than the float product on this CPU, measured; docs/BENCHMARKS.md).
  * attn·v stays float: the probabilities (most near 1/N) do not survive a per-tensor uint8 step.
  */
 export function attention(x: Value, p: ParamFn, name: string, heads: number, drop: DropFn = noDrop): Value {
   const [b, n, d] = x.shape as [number, number, number];
   const dh = d / heads;
-  if (p.scoresInt8 && p.linearInt8) return finish(int8Attention(x, p, name, heads));
+  if (p.linearInt8) return finish(int8Attention(x, p, name, heads));
   const qkv = transpose(reshape(linear(x, p, `${name}.qkv`), [b, n, 3, heads, dh]), [2, 0, 3, 1, 4]); // 3,B,h,N,dh
   const part = (i: number) => reshape(slice(qkv, [i], [i + 1], [0]), [b, heads, n, dh]);
   const k = part(1), v = part(2);

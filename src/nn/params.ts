@@ -16,11 +16,11 @@ export type ParamSpec = Map<string, ParamInfo>;
 /**
  * Returns the graph value of a parameter by its state-dict name. The accessor, not each model
  * builder, decides how weights enter the graph, and so also which products run int8: when
- * `linearInt8` is present, `linear` (src/nn/layers.ts) and the patch embedding ask it for the
- * quantized weight instead of the float one, and `scoresInt8` makes attention compute q·kᵀ in int8.
+ * `linearInt8` is present, `linear` (src/nn/layers.ts), attention (its q, k, v products and then
+ * q·kᵀ), the patch embedding and the decoder's projections ask it for quantized weights and run int8.
  * Carrying the choice here spares threading a precision option through every block, attention and
  * decoder builder, and keeps it out of training graphs (whose inputParams never quantize). A wrapper
- * such as `prefixed` drops both, which is how the policy network computes in float32.
+ * such as `prefixed` drops it, which is how the policy network computes in float32.
  */
 export interface ParamFn {
   (name: string): Value;
@@ -29,8 +29,6 @@ export interface ParamFn {
    * `transposed` for a weight stored [in,out] and used as `x @ W` (the mask decoder's projections).
    */
   linearInt8?: (weightName: string, transposed?: boolean) => { q: Value; scale: Value };
-  /** Attention scores q·kᵀ with both operands quantized at run time (see `attention`). */
-  scoresInt8?: boolean;
 }
 
 /** Arithmetic of an inference graph: float32, or int8 products (Linear layers, patch embedding, attention scores) with dynamically quantized activations. */
@@ -93,7 +91,6 @@ export function constantParams(g: Graph, weights: Map<string, HostTensor>, o: Co
       }
       return v;
     };
-    p.scoresInt8 = true;
   }
   return p;
 }
