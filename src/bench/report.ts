@@ -26,7 +26,7 @@ export function headerLines(r: BenchResult): string[] {
     `model     ${backboneName(r.backbone)} ${r.decoder}, ${r.classes} classes, ${r.image_size[0]}x${r.image_size[1]}, weights ${r.weights}`,
     `machine   ${m.cpu_model} (${m.cores} cores, ${m.logical_cpus} logical, ${m.memory_gb} GB), ${m.platform}`,
     `runtime   onnxruntime-node ${m.ort_version}, Node ${m.node_version}, provider ${r.provider}, ${r.threads} threads`,
-    `protocol  batch ${r.batch} (one image repeated; in micro-batches of ${r.micro_batch} inside the graph), warm-up ${r.warmup}, timed ${r.iters}, images/s = batch / mean ms per batch; logits ${r.logits_fetched ? 'copied into JS each iteration' : 'computed in full, kept in ORT memory (per-image sum fetched)'}; load average ${r.load_average[0]} -> ${r.load_average[1]}`,
+    `protocol  batch ${r.batch} (one image repeated; in micro-batches of ${r.micro_batch} inside the graph), warm-up ${r.warmup}, timed ${r.iters}, images/s = batch / mean ms per batch; logits ${r.logits_fetched ? 'copied into JS each iteration' : 'computed in full, kept in ORT memory (one logit per image fetched)'}; load average ${r.load_average[0]} -> ${r.load_average[1]}`,
   ];
 }
 

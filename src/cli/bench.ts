@@ -72,7 +72,7 @@ export function registerBench(program: Command): void {
   cmd
     .option('--image <file>', 'image to repeat over the batch, resized to the crop (default: a synthetic image)')
     .option('--sweep', `time the ${SWEEP_REDUCTIONS.map((r) => `${r * 100}%`).join('/')} token budgets in one run (iterations interleaved round-robin) and print a table`)
-    .option('--fetch-logits', 'copy the full logits [B,K,H,W] into a JS buffer every iteration, as a Predictor user gets them (default: they stay in ORT memory and a per-image sum is fetched, like PyTorch\'s model(x) output)')
+    .option('--fetch-logits', 'copy the full logits [B,K,H,W] into a JS buffer every iteration, as a Predictor user gets them (default: they are computed in full and stay in ORT memory, one logit per image is fetched, like PyTorch\'s model(x) output)')
     .option('--sequential', 'with --sweep: one budget after the other instead of interleaved (one session in memory at a time)')
     .option('--compare-pytorch', 'also time the same model in PyTorch (bench/pytorch_segmenter.py, same protocol and threads) and print the ratio and peak RSS of each; with --precision int8, PyTorch\'s quantize_dynamic int8 model (onednn engine); with --compare-precision, PyTorch\'s fp32 and int8 models (one process), each timed after cts-seg\'s iteration of the same precision')
     .option('--python <path>', 'Python interpreter for --compare-pytorch (default: $CTS_PYTHON, python3 or /usr/bin/python3, whichever imports torch)')

@@ -81,7 +81,7 @@ export function inMicroBatches(x: Value, micro: number, build: (xb: Value, start
 /**
  * Inference-graph Segmenter(+CTS) over x [B,3,H,W] in micro-batches of `microBatch` images (see
  * MICRO_BATCH): the logits [B,K,H,W] (or what `reduce` makes of each micro-batch's logits, e.g. a
- * per-image sum for timing) and, with sharing, the shared-superpatch masks. The policy network runs
+ * per-image probe for timing) and, with sharing, the shared-superpatch masks. The policy network runs
  * once on the whole batch (its convolutions are ~2x less efficient per image at 1-2 images) and each
  * micro-batch takes its slice of the policy logits or scores.
  */
