@@ -75,7 +75,17 @@ export interface GradCtx {
 }
 
 /** Minimal view of the ONNX emitter that op definitions use to lower themselves. */
+/**
+ * The ONNX Runtime build a graph is emitted for, where an op's fastest formulation differs between
+ * them: 'cpu' (onnxruntime-node's CPU provider, and the default for every other) or 'wasm'
+ * (onnxruntime-web's WebAssembly build). The values a graph computes are the same either way, up to
+ * float32 rounding.
+ */
+export type EmitTarget = 'cpu' | 'wasm';
+
 export interface EmitCtx {
+  /** The build the graph is emitted for (see EmitTarget). */
+  readonly target: EmitTarget;
   /** ONNX name of a graph value. */
   name(v: Value): string;
   /** Adds an ONNX node; returns its output names (fresh ones unless given). */

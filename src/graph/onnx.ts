@@ -1,6 +1,6 @@
 // Emission of the IR as an ONNX ModelProto, through onnx-proto (protobufjs-generated ONNX schema).
 import onnxProto from 'onnx-proto';
-import { GraphError, ONNX_ELEM as ELEM, liveSet, opDef, type DType, type EmitCtx, type Graph, type HostTensor, type OnnxAttrs, type Value } from './ir.js';
+import { GraphError, ONNX_ELEM as ELEM, liveSet, opDef, type DType, type EmitCtx, type EmitTarget, type Graph, type HostTensor, type OnnxAttrs, type Value } from './ir.js';
 
 const { onnx } = onnxProto;
 
@@ -14,6 +14,8 @@ export interface EmitOptions {
   metadata?: Record<string, string>;
   /** Graph name. */
   name?: string;
+  /** The ONNX Runtime build to emit for (default 'cpu'; see EmitTarget). */
+  target?: EmitTarget;
 }
 
 function rawBytes(t: HostTensor): Uint8Array {
@@ -64,6 +66,7 @@ export function emitOnnx(graph: Graph, opts: EmitOptions = {}): Uint8Array {
   for (const o of graph.outputs) count.set(o.value, (count.get(o.value) ?? 0) + 1);
   const outName = new Map(graph.outputs.filter((o) => o.value.kind === 'node' && count.get(o.value) === 1).map((o) => [o.value, o.name]));
   const ctx: EmitCtx = {
+    target: opts.target ?? 'cpu',
     name(v) {
       const out = outName.get(v);
       if (out) return out;

@@ -2,6 +2,7 @@
 // rule (every other provider falls back to the platform's CPU provider). This is the one place that
 // decides them; the CLI, the Segmenter API and the benchmarks all ask here.
 import { CtsError } from '../base/errors.js';
+import type { EmitTarget } from '../graph/ir.js';
 
 /** Execution providers cts-seg can use: `cpu`, `webgpu` and `cuda` in Node, `wasm` and `webgpu` in a browser. */
 export type Provider = 'cpu' | 'webgpu' | 'cuda' | 'wasm';
@@ -19,6 +20,14 @@ export const PLATFORM_PROVIDERS: Readonly<Record<Platform, readonly Provider[]>>
 /** The platform's CPU provider, which every other provider falls back to. */
 export function fallbackProvider(platform: Platform): Provider {
   return PLATFORM_PROVIDERS[platform][0]!;
+}
+
+/**
+ * The ONNX Runtime build whose op choices a graph is emitted with on a provider (EmitTarget):
+ * onnxruntime-web's WebAssembly kernels for `wasm`, the standard ones everywhere else.
+ */
+export function emitTarget(provider: Provider): EmitTarget {
+  return provider === 'wasm' ? 'wasm' : 'cpu';
 }
 
 /** Parses a user's provider name for a platform (CtsError naming the valid ones). */

@@ -7,7 +7,7 @@ import { CtsError } from '../base/errors.js';
 import { emitOnnx, type EmitOptions } from '../graph/onnx.js';
 import type { DType, Graph, HostTensor } from '../graph/ir.js';
 import { backend, type OrtModule } from './backend.js';
-import { providerOrder, type Provider } from './providers.js';
+import { emitTarget, providerOrder, type Provider } from './providers.js';
 
 export type { Provider } from './providers.js';
 
@@ -48,10 +48,20 @@ export class CompiledGraph {
 
   /** Emits `graph` (or takes ready ONNX bytes) and creates the session. */
   static async compile(graph: Graph | Uint8Array, opts: CompileOptions = {}): Promise<CompiledGraph> {
-    const bytes = graph instanceof Uint8Array ? graph : emitOnnx(graph, opts.emit);
     const be = backend();
     const errors: string[] = [];
+    // a Graph is emitted for each provider's build (emitTarget); ready bytes are taken as they are
+    const emitted = new Map<string, Uint8Array>();
+    const bytesFor = (provider: Provider): Uint8Array => {
+      if (graph instanceof Uint8Array) return graph;
+      const target = opts.emit?.target ?? emitTarget(provider);
+      let b = emitted.get(target);
+      if (!b) emitted.set(target, (b = emitOnnx(graph, { ...opts.emit, target })));
+      return b;
+    };
     for (const provider of providerOrder(opts.provider, be.platform)) {
+      // outside the try: a graph that cannot be emitted is an error of the graph, not of the provider
+      const bytes = bytesFor(provider);
       try {
         const ort = await be.ortFor(provider);
         const session = await ort.InferenceSession.create(bytes, {

@@ -145,10 +145,14 @@ defineOp('LayerNormalization', {
       gy && needs(2) ? sumToShape(gy, b!.shape) : null,
     ];
   },
+  // float32 runs ORT's LayerNormalization kernel, except in onnxruntime-web, whose kernel took 0.16 ms
+  // for a [161,192] LayerNorm where these nine ops take 0.09 (on the CPU provider the kernel wins:
+  // 0.50 against 0.91 ms at [2050,384]). ORT has no float64 kernel.
   emit: (n, ctx, outs) => {
     const [x, w, b] = n.inputs.map((v) => ctx.name(v)) as [string, string, string];
     const eps = n.attrs.eps as number;
-    if (n.inputs[0]!.dtype !== 'float64') {
+    const dtype = n.inputs[0]!.dtype;
+    if (dtype === 'float32' && ctx.target !== 'wasm') {
       return void ctx.node('LayerNormalization', [x, w, b], outs, { axis: { i: -1 }, epsilon: { f: eps } });
     }
     const [y, mean, inv] = outs as [string, string, string];
@@ -158,7 +162,7 @@ defineOp('LayerNormalization', {
     const [xc] = ctx.node('Sub', [x, mean], 1);
     const [sq] = ctx.node('Mul', [xc!, xc!], 1);
     const [v] = ctx.node('ReduceMean', [sq!, last], 1, keep);
-    const [ve] = ctx.node('Add', [v!, ctx.constant({ dtype: 'float64', shape: [], data: Float64Array.of(eps) })], 1);
+    const [ve] = ctx.node('Add', [v!, ctx.constant(dtype === 'float64' ? { dtype, shape: [], data: Float64Array.of(eps) } : { dtype: 'float32', shape: [], data: Float32Array.of(eps) })], 1);
     const [sd] = ctx.node('Sqrt', [ve!], 1);
     ctx.node('Reciprocal', [sd!], [inv]);
     const [xh] = ctx.node('Mul', [xc!, inv], 1);
@@ -196,8 +200,8 @@ export function resizeBilinearAdjoint(g: Value, inHW: [number, number]): Value {
 }
 
 /**
- * Input sides up to this size resize as two matmuls (the separable form X Mwᵀ, then Mh ·); larger ones
- * run ORT's Resize. The dense matrices cost `in` multiply-adds per output against Resize's fixed
+ * Input sides up to this size resize as matrix products (the separable form X Mwᵀ, then Mh ·); larger
+ * ones run ORT's Resize. The dense matrices cost `in` multiply-adds per output against Resize's fixed
  * ~1 ns: measured on the 2-core machine, 150 classes upsampled x16, 32 -> 512: 0.63 against 1.08 ns
  * per output; 48 -> 768: 0.75 against 1.03; 64 -> 1024: 0.87 against 0.91 (break-even). Segmenter's
  * logits at 512² and 768² crops are 32² and 48²: the final upsampling of every inference graph.
@@ -212,22 +216,44 @@ export function emitResizeBilinear(ctx: EmitCtx, x: string, inShape: readonly nu
     const [oh, ow] = sizes.slice(-2) as [number, number];
     const mat = (shape: number[], data: Float64Array) =>
       ctx.constant(dtype === 'float64' ? { dtype, shape, data } : { dtype: 'float32', shape, data: Float32Array.from(data) });
-    // W first: the last product is then Mh [oh, h] times each [h, ow] slice, which ORT runs faster
-    // than one [.., ow]-wide product over all rows (46 against 51-62 ms for 2x150 maps 32 -> 512).
-    const mats: [string, boolean][] = [];
-    if (ow !== w) mats.push([mat([w, ow], transposed(interpMatrix(w, ow), ow, w)), false]);
-    if (oh !== h) mats.push([mat([oh, h], interpMatrix(h, oh)), true]);
-    if (mats.length === 0) return void ctx.node('Identity', [x], [out]);
+    // W first: the rows are then interpolated last, on [h, ow] slices, which ORT runs faster than one
+    // [.., ow]-wide product over all rows (46 against 51-62 ms for 2x150 maps 32 -> 512).
     let cur = x;
-    mats.forEach(([m, left], k) => {
-      [cur] = ctx.node('MatMul', left ? [m, cur] : [cur, m], k === mats.length - 1 ? [out] : 1) as [string];
-    });
+    const rows = oh !== h, banded = rows && dtype === 'float32' && oh % h === 0;
+    if (ow !== w) [cur] = ctx.node('MatMul', [cur, mat([w, ow], transposed(interpMatrix(w, ow), ow, w))], rows ? 1 : [out]) as [string];
+    if (banded) emitRowsBanded(ctx, cur, [...inShape.slice(0, -1), ow], oh / h, out);
+    else if (rows) ctx.node('MatMul', [mat([oh, h], interpMatrix(h, oh)), cur], [out]);
+    else if (ow === w) ctx.node('Identity', [x], [out]);
     return;
   }
   ctx.node('Resize', [x, '', '', ctx.constant({ dtype: 'int64', shape: [sizes.length], data: BigInt64Array.from(sizes, BigInt) })], [out], {
     mode: { s: 'linear' },
     coordinate_transformation_mode: { s: 'half_pixel' },
   });
+}
+
+/**
+ * Rows of a float32 [.., h, W] map upsampled by an integer factor f: output row f*i + p reads only
+ * source rows i-1, i and i+1 (half-pixel centres), so the rows are gathered as [.., h, 3, W] (edge
+ * rows clamped) and each band of f output rows is one [f, 3] x [3, W] product, its weights the
+ * nonzero entries of interpMatrix. The same products and sums as the dense Mh · X (whose other
+ * terms are exact zeros), without its h-fold multiply-adds: the x16 upsample of the shipped web
+ * model took 0.63 instead of 1.0 ms in onnxruntime-web (wasm), and no longer on the CPU provider.
+ */
+function emitRowsBanded(ctx: EmitCtx, x: string, shape: readonly number[], f: number, out: string): void {
+  const [h, W] = shape.slice(-2) as [number, number];
+  const oh = h * f, m = interpMatrix(h, oh);
+  const idx = new BigInt64Array(h * 3), wts = new Float32Array(h * f * 3);
+  for (let i = 0; i < h; i++) {
+    for (let j = 0; j < 3; j++) idx[i * 3 + j] = BigInt(Math.min(h - 1, Math.max(0, i + j - 1)));
+    for (let p = 0; p < f; p++) {
+      const o = i * f + p;
+      for (let c = Math.max(0, i - 1); c <= Math.min(h - 1, i + 1); c++) wts[(i * f + p) * 3 + c - i + 1] = m[o * h + c]!;
+    }
+  }
+  const [z] = ctx.node('Gather', [x, ctx.constant({ dtype: 'int64', shape: [h, 3], data: idx })], 1, { axis: { i: shape.length - 2 } });
+  const [y] = ctx.node('MatMul', [ctx.constant({ dtype: 'float32', shape: [h, f, 3], data: wts }), z!], 1);
+  ctx.node('Reshape', [y!, ctx.constant({ dtype: 'int64', shape: [shape.length], data: BigInt64Array.from([...shape.slice(0, -2), oh, W], BigInt) })], [out]);
 }
 
 /** Transpose of a row-major [rows, cols] matrix (float64 interpolation matrices, float32 weights). */
