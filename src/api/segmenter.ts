@@ -182,15 +182,17 @@ export class Segmenter implements ImagePredictor {
 
   /** The runner with its model calls timed (for SegmentResult.timings). */
   private timed(r: WindowRunner): WindowRunner {
-    const run = async (x: HostTensor, scores?: HostTensor): Promise<Prediction> => {
+    const time = async <T>(call: () => Promise<T>): Promise<T> => {
       const t = now();
       try {
-        return await r.run(x, scores);
+        return await call();
       } finally {
         this.inferenceMs += now() - t;
       }
     };
-    return Object.assign(Object.create(r) as WindowRunner, { run });
+    const run = (x: HostTensor, scores?: HostTensor): Promise<Prediction> => time(() => r.run(x, scores));
+    const pixels = r.runPixels;
+    return Object.assign(Object.create(r) as WindowRunner, { run, ...(pixels ? { runPixels: (rgb: Uint8Array) => time(() => pixels(rgb)) } : {}) });
   }
 
   private takeInferenceMs(): number {

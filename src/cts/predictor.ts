@@ -43,6 +43,14 @@ export interface Prediction {
   maskShared?: HostTensor;
 }
 
+/** Output of WindowRunner.runPixels for one window. */
+export interface PixelPrediction {
+  /** [h*w] class ids: the model's argmax over the classes (first index wins ties). */
+  classMap: Uint8Array;
+  /** [1,h/32,w/32] uint8, 1 = shared superpatch (when sharing). */
+  maskShared?: HostTensor;
+}
+
 /**
  * Something that segments fixed-size normalised windows: a Predictor (a checkpoint compiled here) or
  * an exported ONNX model. The sliding window and the Segmenter API work on this interface.
@@ -63,6 +71,13 @@ export interface WindowRunner {
   readonly provider: Provider;
   /** Runs 1..batch normalised windows [b,3,h,w] (`scores` [b, h/32*w/32] for oracle/random); exactly b results. */
   run(x: HostTensor, scores?: HostTensor): Promise<Prediction>;
+  /**
+   * Optional shortcut for one window that is a whole view (unresized, unflipped, exactly the window's
+   * size): its 8-bit RGB pixels [h*w*3] straight to the model's own class map, so that the logits
+   * never leave the runtime. Offered by exports that take uint8 pixels (`withPreprocessing`); equal to
+   * run() followed by the host argmax.
+   */
+  readonly runPixels?: (rgb: Uint8Array) => Promise<PixelPrediction>;
   /** Frees the session. */
   release(): Promise<void>;
 }

@@ -195,7 +195,7 @@ function divideBy(plane: Float32Array, count: Uint32Array): void {
 }
 
 /** Adds 1 to every canvas pixel of window i that lies in a shared superpatch. */
-function addSharedMask(shared: Float32Array, W: number, ay: number, ax: number, mask: HostTensor, i: number, p: WindowRunner): void {
+export function addSharedMask(shared: Float32Array, W: number, ay: number, ax: number, mask: HostTensor, i: number, p: WindowRunner): void {
   const { sh, sw } = p.budget;
   const [wh, ww] = p.crop;
   const bh = wh / sh, bw = ww / sw;

@@ -6,7 +6,7 @@ import onnxProto from 'onnx-proto';
 import { CtsError } from '../base/errors.js';
 import type { HostTensor } from '../base/tensor.js';
 import { tokenBudget, type TokenBudget } from '../cts/budget.js';
-import type { Prediction, WindowRunner } from '../cts/predictor.js';
+import type { PixelPrediction, Prediction, WindowRunner } from '../cts/predictor.js';
 import type { PolicyMethod } from '../cts/spec.js';
 import { CompiledGraph, type CompileOptions } from '../runtime/session.js';
 import type { Provider } from '../runtime/providers.js';
@@ -81,6 +81,7 @@ export class ExportRunner implements WindowRunner {
   readonly policy: PolicyMethod;
   readonly budget: TokenBudget;
   readonly needsScores = false;
+  readonly runPixels?: (rgb: Uint8Array) => Promise<PixelPrediction>;
 
   private constructor(private readonly session: CompiledGraph, readonly info: ExportInfo, maxBatch: number) {
     this.crop = info.crop;
@@ -88,6 +89,10 @@ export class ExportRunner implements WindowRunner {
     this.numClasses = info.classes.length;
     this.policy = info.policy === 'no_sharing' ? 'no_sharing' : 'policy_net';
     this.budget = tokenBudget(info.crop[0], info.crop[1], info.patchSize, info.numShared);
+    // the graph's class_map is the argmax the host would take; the host's class maps stop at 255 classes
+    if (info.inputFormat === 'uint8_rgb_nhwc' && session.outputNames.includes('class_map') && this.numClasses <= 255) {
+      this.runPixels = (rgb) => this.pixels(rgb);
+    }
   }
 
   /** Opens an export; `maxBatch` is the windows per call when its batch is symbolic. */
@@ -119,6 +124,24 @@ export class ExportRunner implements WindowRunner {
       return { dtype: t.dtype, shape: [b, ...t.shape.slice(1)], data: t.data.subarray(0, per * b) as HostTensor['data'] };
     };
     return { logits: take(res.logits!), ...(res.mask_shared ? { maskShared: take(res.mask_shared) } : {}) };
+  }
+
+  /** runPixels: one window of RGB bytes in, the graph's class map and shared mask out (the logits stay in ORT). */
+  private async pixels(rgb: Uint8Array): Promise<PixelPrediction> {
+    const [h, w] = this.crop, n = h * w;
+    if (rgb.length !== n * 3) throw new CtsError(`the model expects one ${w}x${h} window of RGB bytes (${n * 3}), got ${rgb.length} bytes`);
+    const B = this.info.batch === 'batch' ? 1 : this.batch;
+    let data = rgb;
+    if (B > 1) {
+      data = new Uint8Array(B * n * 3);
+      data.set(rgb);
+    }
+    const res = await this.session.run({ input: { dtype: 'uint8', shape: [B, h, w, 3], data } }, this.policy === 'no_sharing' ? ['class_map'] : ['class_map', 'mask_shared']);
+    const cm = res.class_map!;
+    // an export may carry an int64 class map (classMapType); its ids are below numClasses <= 255
+    const classMap = cm.dtype === 'uint8' ? (cm.data as Uint8Array).subarray(0, n) : Uint8Array.from((cm.data as BigInt64Array).subarray(0, n), Number);
+    const m = res.mask_shared;
+    return { classMap, ...(m ? { maskShared: { dtype: m.dtype, shape: [1, ...m.shape.slice(1)], data: m.data.subarray(0, m.data.length / m.shape[0]!) as HostTensor['data'] } } : {}) };
   }
 
   async release(): Promise<void> {
