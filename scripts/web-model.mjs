@@ -1,5 +1,6 @@
 // `npm run web:model [-- CHECKPOINT] [--max-mb N] [--float16]`: exports the model that ships with the
-// web page into web/public/: models/cts.onnx (policy network + sharing, uint8 RGB input),
+// web page into web/public/: models/cts.onnx (policy network + sharing, uint8 RGB input, tuned for
+// onnxruntime-web's wasm build),
 // models/baseline.onnx (same weights, no sharing), models/weights.bin (their weights, stored once as
 // ONNX external data), models/manifest.json (classes, palette, normalization, sizes, token counts,
 // policy width, the model configuration) and sample.png (a synthetic street scene at the model's
@@ -37,8 +38,9 @@ if (!existsSync(ckptPath)) fail(`${ckptPath} not found: run \`cts-seg demo\` (or
 if (!(maxMb > 0)) fail('--max-mb expects a positive number');
 const ckpt = await loadCheckpoint(ckptPath);
 if (ckpt.cts.policy !== 'policy_net' || !ckpt.cts.numShared) fail(`${ckptPath} has policy ${ckpt.cts.policy} with ${ckpt.cts.numShared} shared; the page needs a CTS model with a policy network`);
-const cts = exportModel(ckpt, { withPreprocessing: true, policy: 'policy_net' });
-const base = exportModel(ckpt, { withPreprocessing: true, policy: 'no_sharing' });
+// the page runs them on onnxruntime-web's wasm build: emitted with its faster op choices (EmitTarget)
+const cts = exportModel(ckpt, { withPreprocessing: true, policy: 'policy_net', target: 'wasm' });
+const base = exportModel(ckpt, { withPreprocessing: true, policy: 'no_sharing', target: 'wasm' });
 const total = (p) => (p.models.reduce((a, m) => a + m.length, 0) + p.data.length) / 1e6;
 let float16 = forceF16;
 let packed = packWeights([cts.bytes, base.bytes], 'weights.bin', { float16 });

@@ -4,7 +4,7 @@
 // onnxruntime-node, onnxruntime-web and Python onnxruntime with no cts-seg code around it. The
 // metadata_props carry what a consumer needs to use it (classes, palette, normalisation, crop,
 // token budget).
-import { Graph, argMax, cast, emitOnnx, type Value } from '../graph/index.js';
+import { Graph, argMax, cast, emitOnnx, type EmitTarget, type Value } from '../graph/index.js';
 import { CtsError } from '../base/errors.js';
 import type { DType } from '../base/tensor.js';
 import { constantParams, type Precision } from '../nn/params.js';
@@ -47,7 +47,15 @@ export interface ExportOptions {
   precision?: Precision;
   /** Largest estimated graph memory in bytes (default: the machine's memory, see cts/memory.ts). */
   maxMemory?: number;
+  /**
+   * The ONNX Runtime build the file is tuned for (default 'cpu'): 'wasm' picks onnxruntime-web's
+   * faster formulations (see EmitTarget). Either file runs on every build; recorded in the metadata.
+   */
+  target?: EmitTarget;
 }
+
+/** Export targets, for option parsing. */
+export const EXPORT_TARGETS: readonly EmitTarget[] = ['cpu', 'wasm'];
 
 /** Name, shape and dtype of one graph input or output ('batch' for a symbolic batch dimension). */
 export interface TensorSpec {
@@ -107,6 +115,7 @@ export function buildExportGraph(ckpt: ModelCheckpoint, o: ExportOptions = {}): 
   if (!Number.isInteger(batch) || batch < 1) throw new CtsError(`batch must be a positive integer, got ${batch}`);
   const [h, w] = o.size ?? ckpt.cropSize;
   const K = ckpt.config.n_cls;
+  if (o.target !== undefined && !EXPORT_TARGETS.includes(o.target)) throw new CtsError(`unknown export target '${String(o.target)}': expected ${EXPORT_TARGETS.join(' or ')}`);
   const classMapType = o.classMapType ?? 'uint8';
   if (classMapType === 'uint8' && K > 256) throw new CtsError(`a uint8 class map holds 256 classes, the model has ${K}: use int64`);
   const { policy, numShared, budget } = resolveExportPolicy(ckpt, o);
@@ -150,6 +159,7 @@ export function buildExportGraph(ckpt: ModelCheckpoint, o: ExportOptions = {}): 
     policy,
     num_shared: String(numShared),
     precision: o.precision ?? 'fp32',
+    target: o.target ?? 'cpu',
     num_tokens: String(b.numTokens),
     num_patches: String(b.gh * b.gw),
     patch_size: String(ckpt.config.patch_size),
@@ -170,6 +180,6 @@ export interface ExportedModel extends Omit<ExportGraph, 'graph'> {
 /** Builds and serialises the one-graph ONNX model of a checkpoint. */
 export function exportModel(ckpt: ModelCheckpoint, o: ExportOptions = {}): ExportedModel {
   const { graph, ...rest } = buildExportGraph(ckpt, o);
-  const bytes = emitOnnx(graph, { metadata: rest.metadata, name: 'cts_seg' });
+  const bytes = emitOnnx(graph, { metadata: rest.metadata, name: 'cts_seg', target: rest.metadata.target as EmitTarget });
   return { ...rest, bytes: o.dynamicBatch ? dynamicBatch(bytes) : bytes };
 }

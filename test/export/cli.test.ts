@@ -51,6 +51,7 @@ test('cts-seg export: bad options and impossible budgets exit 1 with one line', 
     [['--class-map-type', 'float'], /--class-map-type must be uint8 or int64/],
     [['--dynamic-batch', '--batch', '2'], /exclude each other/],
     [['--size', '50x64'], /multiple of 32/],
+    [['--target', 'gpu'], /unknown --target 'gpu': expected cpu or wasm/],
   ];
   for (const [args, re] of cases) {
     const r = await run(['export', '--checkpoint', ckptPath, '--out', join(dir, 'bad.onnx'), ...args]);

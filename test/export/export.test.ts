@@ -17,6 +17,7 @@ import { exportModel, EXPORT_FORMAT } from '../../src/export/export.js';
 import { normalizeRgb } from '../../src/export/preprocess.js';
 import { assertClose } from '../helpers/gradcheck.js';
 import { fixture } from '../helpers/fixtures.js';
+import onnxProto from 'onnx-proto';
 import { argmaxClasses, describeOnnx, rgbBatch, runFresh, smallCheckpoint } from './helpers.js';
 
 const TOL = 1e-5;
@@ -131,6 +132,21 @@ test('metadata describes the model; only standard ONNX and com.microsoft ops are
   assert.equal(md.num_tokens, String(16 - 3 * 4));
   assert.equal(md.input_format, 'uint8_rgb_nhwc');
   assert.equal(JSON.parse(md.outputs!).find((o: { name: string }) => o.name === 'class_map').dtype, 'int64');
+  assert.equal(md.target, 'cpu');
+});
+
+test('an export for the wasm build: recorded in the metadata, no LayerNormalization kernel, the same outputs', async () => {
+  const ckpt = smallCheckpoint('mask_transformer', 4, 2);
+  const cpu = exportModel(ckpt, { withPreprocessing: true }), wasm = exportModel(ckpt, { withPreprocessing: true, target: 'wasm' });
+  assert.equal(describeOnnx(wasm.bytes).metadata.target, 'wasm');
+  const ops = (b: Uint8Array) => (onnxProto.onnx.ModelProto.decode(b).graph!.node ?? []).map((n) => n.opType);
+  assert.ok(ops(cpu.bytes).includes('LayerNormalization'));
+  assert.ok(!ops(wasm.bytes).includes('LayerNormalization'));
+  const rgb = rgbBatch(1, 64, 64, 11);
+  const [a, b] = [await runFresh(cpu.bytes, { input: rgb }), await runFresh(wasm.bytes, { input: rgb })];
+  assertClose(b.logits!.data as Float32Array, a.logits!.data as Float32Array, TOL, 0, 'logits');
+  assert.deepEqual([...(b.mask_shared!.data as Uint8Array)], [...(a.mask_shared!.data as Uint8Array)], 'shared superpatches');
+  assert.throws(() => exportModel(ckpt, { target: 'gpu' as 'cpu' }), (e: unknown) => e instanceof CtsError && /unknown export target 'gpu': expected cpu or wasm/.test(e.message));
 });
 
 test('impossible exports are refused with a clear error', async () => {
