@@ -66,12 +66,20 @@ function blobName(b: Blob, what: string): string {
   return isA<File>(b, 'File') && b.name ? b.name : `the ${what} Blob`;
 }
 
+// One canvas for every read-back, kept between calls: a page that segments frame after frame would
+// otherwise create a canvas and a 2D context per image.
+let reader: OffscreenCanvasRenderingContext2D | undefined;
+
 /** RGB of a drawable at the given size: the pixel limit first, then one draw and one read-back. */
 function drawToRgb(src: CanvasImageSource | VideoFrame, width: number, height: number, maxPixels: number, name: string): RGBImage {
   checkPixels(width, height, maxPixels, name);
   if (typeof OffscreenCanvas === 'undefined') throw new CtsError(`${name}: this browser has no OffscreenCanvas to read pixels with`);
-  const ctx = new OffscreenCanvas(width, height).getContext('2d', { willReadFrequently: true });
+  if (!reader) reader = new OffscreenCanvas(width, height).getContext('2d', { willReadFrequently: true }) ?? undefined;
+  const ctx = reader;
   if (!ctx) throw new CtsError(`${name}: cannot create a 2D canvas to read its pixels`);
+  // a new size resets the canvas; the same size is cleared, so a transparent image never shows the last one
+  if (ctx.canvas.width !== width || ctx.canvas.height !== height) [ctx.canvas.width, ctx.canvas.height] = [width, height];
+  else ctx.clearRect(0, 0, width, height);
   ctx.drawImage(src as CanvasImageSource, 0, 0, width, height);
   const rgba = ctx.getImageData(0, 0, width, height).data;
   return rawToRgb({ data: rgba, width, height, channels: 4 }, maxPixels, name);
