@@ -4,8 +4,8 @@ import type { Command } from 'commander';
 import { CtsError } from '../base/errors.js';
 import { makeOutputDir, removeCreatedDir, writeFileAtomic } from '../io/fs.node.js';
 import { loadCheckpoint } from '../cts/checkpoint.node.js';
-import { EXPORT_POLICIES, EXPORT_TARGETS, exportModel, type ExportPolicy } from '../export/export.js';
-import type { EmitTarget } from '../graph/ir.js';
+import { EXPORT_POLICIES, exportModel, type ExportPolicy } from '../export/export.js';
+import { EMIT_TARGETS, type EmitTarget } from '../graph/ir.js';
 import { action, posInt } from './util.js';
 import { modelFile } from './model_file.js';
 import { checkpointOption, modelOption, cropSizeOption, numSharedOption, outOption, policyOption, precisionOption, checkWeightsOption, maxMemoryOption } from './options.js';
@@ -53,7 +53,7 @@ export function registerExport(program: Command): void {
 }
 
 function parseTarget(v: string): EmitTarget {
-  if (!(EXPORT_TARGETS as readonly string[]).includes(v)) throw new CtsError(`unknown --target '${v}': expected ${EXPORT_TARGETS.join(' or ')}`);
+  if (!(EMIT_TARGETS as readonly string[]).includes(v)) throw new CtsError(`unknown --target '${v}': expected ${EMIT_TARGETS.join(' or ')}`);
   return v as EmitTarget;
 }
 

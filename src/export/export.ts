@@ -4,7 +4,7 @@
 // onnxruntime-node, onnxruntime-web and Python onnxruntime with no cts-seg code around it. The
 // metadata_props carry what a consumer needs to use it (classes, palette, normalisation, crop,
 // token budget).
-import { Graph, argMax, cast, emitOnnx, type EmitTarget, type Value } from '../graph/index.js';
+import { EMIT_TARGETS, Graph, argMax, cast, emitOnnx, type EmitTarget, type Value } from '../graph/index.js';
 import { CtsError } from '../base/errors.js';
 import type { DType } from '../base/tensor.js';
 import { constantParams, type Precision } from '../nn/params.js';
@@ -53,9 +53,6 @@ export interface ExportOptions {
    */
   target?: EmitTarget;
 }
-
-/** Export targets, for option parsing. */
-export const EXPORT_TARGETS: readonly EmitTarget[] = ['cpu', 'wasm'];
 
 /** Name, shape and dtype of one graph input or output ('batch' for a symbolic batch dimension). */
 export interface TensorSpec {
@@ -115,7 +112,7 @@ export function buildExportGraph(ckpt: ModelCheckpoint, o: ExportOptions = {}): 
   if (!Number.isInteger(batch) || batch < 1) throw new CtsError(`batch must be a positive integer, got ${batch}`);
   const [h, w] = o.size ?? ckpt.cropSize;
   const K = ckpt.config.n_cls;
-  if (o.target !== undefined && !EXPORT_TARGETS.includes(o.target)) throw new CtsError(`unknown export target '${String(o.target)}': expected ${EXPORT_TARGETS.join(' or ')}`);
+  if (o.target !== undefined && !EMIT_TARGETS.includes(o.target)) throw new CtsError(`unknown export target '${String(o.target)}': expected ${EMIT_TARGETS.join(' or ')}`);
   const classMapType = o.classMapType ?? 'uint8';
   if (classMapType === 'uint8' && K > 256) throw new CtsError(`a uint8 class map holds 256 classes, the model has ${K}: use int64`);
   const { policy, numShared, budget } = resolveExportPolicy(ckpt, o);

@@ -119,11 +119,7 @@ export class ExportRunner implements WindowRunner {
     const input = this.info.inputFormat === 'uint8_rgb_nhwc' ? toUint8Nhwc(x.data as Float32Array, b, B, h, w, this.info.normalization)
       : padFloat(x.data as Float32Array, B * 3 * h * w, [B, 3, h, w]);
     const res = await this.session.run({ input }, this.policy === 'no_sharing' ? ['logits'] : ['logits', 'mask_shared']);
-    const take = (t: HostTensor): HostTensor => {
-      const per = t.data.length / t.shape[0]!;
-      return { dtype: t.dtype, shape: [b, ...t.shape.slice(1)], data: t.data.subarray(0, per * b) as HostTensor['data'] };
-    };
-    return { logits: take(res.logits!), ...(res.mask_shared ? { maskShared: take(res.mask_shared) } : {}) };
+    return { logits: firstImages(res.logits!, b), ...(res.mask_shared ? { maskShared: firstImages(res.mask_shared, b) } : {}) };
   }
 
   /** runPixels: one window of RGB bytes in, the graph's class map and shared mask out (the logits stay in ORT). */
@@ -140,13 +136,18 @@ export class ExportRunner implements WindowRunner {
     const cm = res.class_map!;
     // an export may carry an int64 class map (classMapType); its ids are below numClasses <= 255
     const classMap = cm.dtype === 'uint8' ? (cm.data as Uint8Array).subarray(0, n) : Uint8Array.from((cm.data as BigInt64Array).subarray(0, n), Number);
-    const m = res.mask_shared;
-    return { classMap, ...(m ? { maskShared: { dtype: m.dtype, shape: [1, ...m.shape.slice(1)], data: m.data.subarray(0, m.data.length / m.shape[0]!) as HostTensor['data'] } } : {}) };
+    return { classMap, ...(res.mask_shared ? { maskShared: firstImages(res.mask_shared, 1) } : {}) };
   }
 
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** The first b images of a batched output (a padded static batch runs more than were asked for). */
+function firstImages(t: HostTensor, b: number): HostTensor {
+  const per = t.data.length / t.shape[0]!;
+  return { dtype: t.dtype, shape: [b, ...t.shape.slice(1)], data: t.data.subarray(0, per * b) as HostTensor['data'] };
 }
 
 function padFloat(data: Float32Array, n: number, shape: number[]): HostTensor {

@@ -74,15 +74,18 @@ export interface GradCtx {
   needs(i: number): boolean;
 }
 
-/** Minimal view of the ONNX emitter that op definitions use to lower themselves. */
 /**
- * The ONNX Runtime build a graph is emitted for, where an op's fastest formulation differs between
+ * The ONNX Runtime builds a graph can be emitted for, where an op's fastest formulation differs between
  * them: 'cpu' (onnxruntime-node's CPU provider, and the default for every other) or 'wasm'
  * (onnxruntime-web's WebAssembly build). The values a graph computes are the same either way, up to
  * float32 rounding.
  */
-export type EmitTarget = 'cpu' | 'wasm';
+export const EMIT_TARGETS = ['cpu', 'wasm'] as const;
 
+/** One of EMIT_TARGETS. */
+export type EmitTarget = (typeof EMIT_TARGETS)[number];
+
+/** Minimal view of the ONNX emitter that op definitions use to lower themselves. */
 export interface EmitCtx {
   /** The build the graph is emitted for (see EmitTarget). */
   readonly target: EmitTarget;

@@ -5,7 +5,7 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { CtsError } from '../base/errors.js';
 import { emitOnnx, type EmitOptions } from '../graph/onnx.js';
-import type { DType, Graph, HostTensor } from '../graph/ir.js';
+import type { DType, EmitTarget, Graph, HostTensor } from '../graph/ir.js';
 import { backend, type OrtModule } from './backend.js';
 import { emitTarget, providerOrder, type Provider } from './providers.js';
 
@@ -51,7 +51,7 @@ export class CompiledGraph {
     const be = backend();
     const errors: string[] = [];
     // a Graph is emitted for each provider's build (emitTarget); ready bytes are taken as they are
-    const emitted = new Map<string, Uint8Array>();
+    const emitted = new Map<EmitTarget, Uint8Array>();
     const bytesFor = (provider: Provider): Uint8Array => {
       if (graph instanceof Uint8Array) return graph;
       const target = opts.emit?.target ?? emitTarget(provider);
